@@ -1,0 +1,123 @@
+//! Config, step 2: the pipeline YAML as written. These types only deserialize; every
+//! rule beyond the shape of the document is checked in `check.rs`. Unknown keys are
+//! errors everywhere, so a typo fails loudly instead of falling back to a default.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+
+/// The top level. Sections are kept as raw values here and deserialized one entry at a
+/// time, so that a problem in one source does not hide the problems of the others.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub settings: Value,
+    pub input_root: String,
+    pub output_root: String,
+    #[serde(default)]
+    pub params: serde_yaml_ng::Mapping,
+    pub sources: serde_yaml_ng::Mapping,
+    #[serde(default)]
+    pub views: Value,
+    #[serde(default)]
+    pub outputs: serde_yaml_ng::Mapping,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub lookback_months: Option<u32>,
+    #[serde(default)]
+    pub engine: Option<RawEngine>,
+    /// DataFusion configuration keys and values, passed through.
+    #[serde(default)]
+    pub datafusion: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawEngine {
+    Local,
+    Ballista,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub format: RawFormat,
+    /// Folder of the extract: a URL, or a path relative to `input_root`. Default: the
+    /// source's name.
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub columns: Vec<RawColumn>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFormat {
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: RawType,
+    #[serde(default = "yes")]
+    pub nullable: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Column types of the extract contract.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawType {
+    String,
+    Int,
+    Double,
+    Decimal,
+    Bool,
+    Date,
+    Timestamp,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawViews {
+    /// Folder of the `.sql` files, relative to the pipeline file. Default: `sql`.
+    #[serde(default)]
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// The view to write. Default: the output's name.
+    #[serde(default)]
+    pub view: Option<String>,
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
