@@ -1,0 +1,161 @@
+//! Engine: the DataFusion session a pipeline runs in, and the SQL views planned on it.
+//! Views are planned in dependency order and registered as views of the session; nothing
+//! runs until an output asks for rows.
+
+mod graph;
+mod params;
+mod views;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::catalog::view::ViewTable;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::config::{Diagnostics, EngineKind, Pipeline};
+use crate::error::{KpipeError, Result};
+use crate::storage::Stores;
+
+pub use graph::ViewGraph;
+pub use params::{RunValues, yesterday};
+pub use views::{View, load_views};
+
+/// Builds the session a pipeline runs in. Another engine (a Ballista cluster) slots in
+/// here: everything after this point only sees a `SessionContext`.
+pub fn session(pipeline: &Pipeline, stores: &mut Stores) -> Result<SessionContext> {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .set_bool("datafusion.sql_parser.collect_spans", true)
+        .set_str("datafusion.execution.time_zone", pipeline.timezone_name());
+    for (key, value) in &pipeline.settings.datafusion {
+        config = config.set_str(key, value);
+    }
+
+    // Every store the pipeline names is known up front: the roots and each source.
+    let mut urls = vec![pipeline.input_root.clone(), pipeline.output_root.clone()];
+    urls.extend(pipeline.sources.iter().map(|s| s.url.clone()));
+    for url in &urls {
+        stores.store_for(url)?;
+    }
+    let runtime = RuntimeEnvBuilder::new()
+        .build_arc()
+        .map_err(|e| KpipeError::from_engine(e, "creating the runtime"))?;
+    for (base, store) in stores.iter() {
+        runtime.register_object_store(&base, Arc::clone(store));
+    }
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    match pipeline.settings.engine {
+        EngineKind::Local => Ok(SessionContext::new_with_state(state)),
+    }
+}
+
+/// Loads the pipeline's views and orders them. Problems are config problems.
+pub fn view_graph(pipeline: &Pipeline, ctx: &SessionContext) -> Result<ViewGraph, Diagnostics> {
+    let (views, mut problems) = load_views(&pipeline.views_dir, &ctx.state());
+    let sources: BTreeSet<String> = pipeline.sources.iter().map(|s| s.name.clone()).collect();
+    match ViewGraph::try_new(views, &sources) {
+        Ok(graph) if problems.is_empty() => Ok(graph),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
+}
+
+/// Plans every view in order against the tables registered in `ctx` and registers it.
+/// A view that fails to plan is reported, and so is every view that reads it; the
+/// others are still planned so that all problems show at once. Then checks that each
+/// output names a view that has its partition columns.
+pub async fn plan_views(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    graph: &ViewGraph,
+    values: &RunValues,
+) -> Result<(), Diagnostics> {
+    let state = ctx.state();
+    let lookup = |name: &str| values.lookup(pipeline, name);
+    let mut problems = Diagnostics::default();
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    for view in &graph.views {
+        if let Some(broken) = view.reads.iter().find(|t| failed.contains(*t)) {
+            tracing::debug!(view = %view.name, reads = %broken, "not planned: reads a view that failed");
+            failed.insert(view.name.clone());
+            continue;
+        }
+        let statement = match views::bind_params(view, &state, &lookup) {
+            Ok(statement) => statement,
+            Err(more) => {
+                problems.extend(more);
+                failed.insert(view.name.clone());
+                continue;
+            }
+        };
+        let plan = match state.statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                problems
+                    .push(view.diagnostic(views::error_position(&e), views::sql_error_message(&e)));
+                failed.insert(view.name.clone());
+                continue;
+            }
+        };
+        tracing::debug!(view = %view.name, plan = %plan.display_indent(), "view planned");
+        let table = ViewTable::new(plan, Some(view.sql.clone()));
+        if let Err(e) = ctx.register_table(view.name.as_str(), Arc::new(table)) {
+            problems.push(view.diagnostic(None, e.to_string()));
+            failed.insert(view.name.clone());
+        }
+    }
+    check_outputs(ctx, pipeline, graph, &failed, &mut problems).await;
+    problems.into_result(())
+}
+
+async fn check_outputs(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    graph: &ViewGraph,
+    failed: &BTreeSet<String>,
+    problems: &mut Diagnostics,
+) {
+    for output in &pipeline.outputs {
+        let key = format!("outputs.{}", output.name);
+        if graph.view(&output.view).is_none() {
+            let message = format!(
+                "no view `{}`: add {}/{}.sql",
+                output.view,
+                pipeline.views_dir.display(),
+                output.view
+            );
+            problems.push(pipeline.diagnostic(&format!("{key}.view"), message));
+            continue;
+        }
+        if failed.contains(&output.view) {
+            continue;
+        }
+        let Ok(table) = ctx.table_provider(output.view.as_str()).await else {
+            continue;
+        };
+        let schema = table.schema();
+        for (i, column) in output.partition_by.iter().enumerate() {
+            if schema.field_with_name(column).is_err() {
+                problems.push(pipeline.diagnostic(
+                    &format!("{key}.partition_by[{i}]"),
+                    format!("view `{}` has no column `{column}`", output.view),
+                ));
+            }
+        }
+        if !output.partition_by.is_empty() && output.partition_by.len() == schema.fields().len() {
+            problems.push(pipeline.diagnostic(
+                &format!("{key}.partition_by"),
+                "an output needs at least one column besides its partition columns",
+            ));
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Sinks: where rows leave. Each output is a view written as zstd Parquet under the
+//! output root.
+
+pub mod parquet;
