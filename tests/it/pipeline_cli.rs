@@ -1,0 +1,200 @@
+//! The `kpipe` binary: run, explain, exit codes and logs.
+
+use std::path::Path;
+
+use crate::common::{kpipe, root, shipped_pipeline, text};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn explain_prints_the_view_graph_and_where_outputs_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = shipped_pipeline();
+    let output = kpipe(
+        dir.path(),
+        &[
+            "explain",
+            pipeline.to_str().unwrap(),
+            "--var",
+            "output_root=s3://acme-kpi/marketing",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let position = |needle: &str| {
+        stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{stdout}"))
+    };
+    assert!(
+        position("  lead_facts ") < position("  lead_funnel "),
+        "build order:\n{stdout}"
+    );
+    assert!(stdout.contains("reads lead_facts, periods"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "view lead_funnel -> s3://acme-kpi/marketing/lead_funnel/period=…/data.parquet"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("from lead_facts, leads, periods"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_writes_out_and_logs_json_without_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = root().join("fixtures");
+    let pipeline = shipped_pipeline();
+    let output = kpipe(
+        dir.path(),
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            &format!("input_root={}", fixtures.display()),
+            "--log-format",
+            "json",
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The default output root is ./out, relative to where kpipe runs.
+    assert!(
+        dir.path()
+            .join("out/lead_funnel/period=2026-06/data.parquet")
+            .is_file()
+    );
+
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let finished = events
+        .iter()
+        .find(|e| e["message"] == "run finished")
+        .expect("a closing summary");
+    assert_eq!(
+        finished["rows_read"], 29,
+        "12 leads + 3 touches + 3 campaigns + 7 spend + 4 employees"
+    );
+    let view = events
+        .iter()
+        .find(|e| e["message"] == "view built" && e["view"] == "lead_facts")
+        .unwrap();
+    assert_eq!(view["rows"], 11, "L09 is not known at the cutoff");
+    for secret in ["hr@acme.example", "+86 138", "Li Wei"] {
+        assert!(
+            !stderr.contains(secret),
+            "personal data {secret:?} in the logs"
+        );
+    }
+    assert!(
+        text(&output.stdout).contains("output   lead_funnel"),
+        "{}",
+        text(&output.stdout)
+    );
+}
+
+#[test]
+fn a_missing_required_extract_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("fixtures"), &dir.path().join("in"));
+    std::fs::remove_dir_all(dir.path().join("in/spend")).unwrap();
+    let pipeline = shipped_pipeline();
+    let output = kpipe(
+        dir.path(),
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(65), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("required extract `spend` is missing"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(!dir.path().join("out").exists(), "nothing is written");
+}
+
+#[test]
+fn a_csv_without_a_contract_column_names_the_file_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("fixtures"), &dir.path().join("in"));
+    std::fs::write(
+        dir.path().join("in/spend/extra.csv"),
+        "day,channel,amount,currency\n2026-06-01,linkedin,1.00,CNY\n",
+    )
+    .unwrap();
+    let pipeline = shipped_pipeline();
+    let output = kpipe(
+        dir.path(),
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("in/spend/extra.csv: the header has no column `campaign_id`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_empty_local_folder_is_an_empty_required_extract() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("fixtures"), &dir.path().join("in"));
+    std::fs::remove_file(dir.path().join("in/spend/spend.csv")).unwrap();
+    let pipeline = shipped_pipeline();
+    let output = kpipe(
+        dir.path(),
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout)
+            .lines()
+            .any(|l| l.starts_with("source   spend") && l.contains(" 0 "))
+    );
+}
+
+#[test]
+fn bad_command_lines_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = kpipe(dir.path(), &["run", "x.yaml", "--as-of", "30/06/2026"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("is not YYYY-MM-DD"));
+}
