@@ -26,7 +26,7 @@ pub mod exit_code {
 }
 
 /// A failed command.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KpipeError {
     /// The pipeline YAML or one of its SQL views is wrong; every problem is listed.
     #[error("the pipeline is not valid ({count} problem(s)):\n{problems}", count = .0.len(), problems = .0)]
@@ -55,6 +55,11 @@ impl KpipeError {
     /// Classifies an error of the engine met while doing `what` (for example
     /// "reading source leads"), keeping `what` in the message.
     pub fn from_engine(error: DataFusionError, what: &str) -> Self {
+        // kpipe's own errors raised inside a plan (a source file that breaks the
+        // contract) already say what they are and where.
+        if let Some(own) = own_error(&error) {
+            return own.clone();
+        }
         let kind = kind_of(&error);
         let message = format!("{what}: {error}");
         match kind {
@@ -78,6 +83,21 @@ impl KpipeError {
             Kind::Config => KpipeError::Data(message),
             Kind::Internal => KpipeError::Internal(message),
         }
+    }
+}
+
+fn own_error(error: &DataFusionError) -> Option<&KpipeError> {
+    match error {
+        DataFusionError::External(inner) => inner.downcast_ref::<KpipeError>(),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            own_error(inner)
+        }
+        DataFusionError::Shared(inner) => own_error(inner),
+        DataFusionError::ArrowError(inner, _) => match inner.as_ref() {
+            ArrowError::ExternalError(e) => e.downcast_ref::<DataFusionError>().and_then(own_error),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -6,30 +6,32 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+use url::Url;
 
 use crate::config::{Diagnostics, Pipeline};
 use crate::engine::{self, RunValues, ViewGraph};
 use crate::error::{KpipeError, Result};
 use crate::sinks::parquet::{WrittenFile, write_table};
-use crate::sources;
+use crate::sources::{self, QUARANTINE, SourceListing};
 use crate::storage::{Stores, object_path};
 
 /// What a run read, built and wrote, with the time each step took.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     pub as_of: NaiveDate,
-    pub sources: Vec<StepStat>,
+    pub run_id: String,
+    pub sources: Vec<SourceListing>,
     pub views: Vec<StepStat>,
     pub outputs: Vec<OutputStat>,
     pub elapsed: Duration,
 }
 
-/// Rows of one source or view, and the time taken to produce them.
+/// Rows of one view, and the time taken to produce them.
 #[derive(Debug, Clone)]
 pub struct StepStat {
     pub name: String,
     pub rows: usize,
-    pub files: usize,
     pub elapsed: Duration,
 }
 
@@ -82,68 +84,175 @@ impl Runner {
         Ok(explain_text(&self.pipeline, &graph))
     }
 
-    /// Runs the pipeline for `as_of`: lists and registers the sources, plans the views,
-    /// and writes every output.
+    /// Runs the pipeline for `as_of`: reads and checks the sources, writes the
+    /// quarantine, stops if a source has too many bad rows, then plans the views and
+    /// writes every output. The staged extracts are removed at the end, whatever
+    /// happened.
     pub async fn run(&mut self, as_of: NaiveDate) -> Result<RunSummary> {
         let started = Instant::now();
         let values = RunValues::try_new(&self.pipeline, as_of)?;
-        tracing::info!(pipeline = %self.pipeline.name, %as_of, window_start = %values.window_start, "run started");
+        let run_id = new_run_id(as_of);
+        tracing::info!(pipeline = %self.pipeline.name, %as_of, %run_id, window_start = %values.window_start, "run started");
 
         let ctx = engine::session(&self.pipeline, &mut self.stores)?;
         let graph = engine::view_graph(&self.pipeline, &ctx).map_err(KpipeError::Config)?;
-        let listings = sources::register_all(&ctx, &self.pipeline, &mut self.stores).await?;
-        engine::plan_views(&ctx, &self.pipeline, &graph, &values)
-            .await
-            .map_err(KpipeError::Config)?;
-
-        let mut source_stats = Vec::new();
-        for listing in &listings {
-            let mut stat = count(&ctx, &listing.name, "reading source").await?;
-            stat.files = listing.files.len();
-            tracing::info!(source = %stat.name, files = stat.files, rows = stat.rows, ms = ms(stat.elapsed), "source read");
-            source_stats.push(stat);
+        let staging = folder(&self.pipeline.output_root, &format!("_staging/{run_id}"))?;
+        let result = self
+            .run_staged(&ctx, &graph, &values, &staging, &run_id)
+            .await;
+        if let Err(e) = remove_folder(&mut self.stores, &staging).await {
+            tracing::warn!(error = %e, "could not remove the staged extracts");
         }
-        // TODO(benchmark issue): counting a view's rows runs it once more than the
-        // outputs need; at 10M+ leads this should become a setting or come from the
-        // written outputs' own metrics.
-        let mut view_stats = Vec::new();
-        for view in &graph.views {
-            let stat = count(&ctx, &view.name, "building view").await?;
-            tracing::info!(view = %stat.name, rows = stat.rows, ms = ms(stat.elapsed), "view built");
-            view_stats.push(stat);
-        }
-
-        let mut output_stats = Vec::new();
-        for output in &self.pipeline.outputs {
-            let step = Instant::now();
-            let frame = ctx
-                .table(output.view.as_str())
-                .await
-                .map_err(|e| KpipeError::from_engine(e, &format!("output {}", output.name)))?;
-            let root = &self.pipeline.output_root;
-            let store = self.stores.store_for(root)?;
-            let table = object_path(root)?.join(output.name.as_str());
-            let files = write_table(frame, store, &table, &output.partition_by).await?;
-            let stat = OutputStat {
-                name: output.name.clone(),
-                view: output.view.clone(),
-                files,
-                elapsed: step.elapsed(),
-            };
-            tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), ms = ms(stat.elapsed), "output written");
-            output_stats.push(stat);
-        }
-
-        let summary = RunSummary {
-            as_of,
-            sources: source_stats,
-            views: view_stats,
-            outputs: output_stats,
-            elapsed: started.elapsed(),
-        };
+        let mut summary = result?;
+        summary.elapsed = started.elapsed();
         log_summary(&summary);
         Ok(summary)
     }
+
+    async fn run_staged(
+        &mut self,
+        ctx: &SessionContext,
+        graph: &ViewGraph,
+        values: &RunValues,
+        staging: &Url,
+        run_id: &str,
+    ) -> Result<RunSummary> {
+        let pipeline = &self.pipeline;
+        let sources =
+            sources::register_all(ctx, pipeline, &mut self.stores, staging, run_id).await?;
+        let quarantine = write_output(
+            ctx,
+            &mut self.stores,
+            &pipeline.output_root,
+            QUARANTINE,
+            QUARANTINE,
+            &[],
+        )
+        .await?;
+        check_bad_rows(pipeline, &sources)?;
+        engine::plan_views(ctx, pipeline, graph, values)
+            .await
+            .map_err(KpipeError::Config)?;
+
+        // TODO(benchmark issue): counting a view's rows runs it once more than the
+        // outputs need; at 10M+ leads this should become a setting or come from the
+        // written outputs' own metrics.
+        let mut views = Vec::new();
+        for view in &graph.views {
+            let stat = count(ctx, &view.name, "building view").await?;
+            tracing::info!(view = %stat.name, rows = stat.rows, ms = ms(stat.elapsed), "view built");
+            views.push(stat);
+        }
+        let mut outputs = vec![quarantine];
+        for output in &pipeline.outputs {
+            let root = &pipeline.output_root;
+            let stat = write_output(
+                ctx,
+                &mut self.stores,
+                root,
+                &output.name,
+                &output.view,
+                &output.partition_by,
+            )
+            .await?;
+            outputs.push(stat);
+        }
+        Ok(RunSummary {
+            as_of: values.as_of,
+            run_id: run_id.to_string(),
+            sources,
+            views,
+            outputs,
+            elapsed: Duration::ZERO,
+        })
+    }
+}
+
+/// A run id that sorts by time: `2026-06-30.20261203T164123.456Z.1234` (as_of, when,
+/// process).
+fn new_run_id(as_of: NaiveDate) -> String {
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    format!("{as_of}.{now}.{}", std::process::id())
+}
+
+/// `root` joined with the folder `name`.
+fn folder(root: &Url, name: &str) -> Result<Url> {
+    root.join(&format!("{name}/"))
+        .map_err(|e| KpipeError::Internal(format!("{root} + {name}: {e}")))
+}
+
+async fn remove_folder(stores: &mut Stores, url: &Url) -> Result<()> {
+    let store = stores.store_for(url)?;
+    let prefix = object_path(url)?;
+    let what = format!("removing {}", crate::storage::display_url(url));
+    let locations = store
+        .list(Some(&prefix))
+        .map_ok(|meta| meta.location)
+        .boxed();
+    store
+        .delete_stream(locations)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| KpipeError::from_store(e, &what))?;
+    Ok(())
+}
+
+/// Writes view `view` as table `name` under `root`.
+async fn write_output(
+    ctx: &SessionContext,
+    stores: &mut Stores,
+    root: &Url,
+    name: &str,
+    view: &str,
+    partition_by: &[String],
+) -> Result<OutputStat> {
+    let started = Instant::now();
+    let frame = ctx
+        .table(view)
+        .await
+        .map_err(|e| KpipeError::from_engine(e, &format!("output {name}")))?;
+    let store = stores.store_for(root)?;
+    let table = object_path(root)?.join(name);
+    let files = write_table(frame, store, &table, partition_by).await?;
+    let stat = OutputStat {
+        name: name.to_string(),
+        view: view.to_string(),
+        files,
+        elapsed: started.elapsed(),
+    };
+    tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), ms = ms(stat.elapsed), "output written");
+    Ok(stat)
+}
+
+/// Stops the run when a source has more bad rows than its threshold allows, naming
+/// every such source.
+fn check_bad_rows(pipeline: &Pipeline, sources: &[SourceListing]) -> Result<()> {
+    let mut over = Vec::new();
+    for listing in sources {
+        let Some(source) = pipeline.source(&listing.name) else {
+            continue;
+        };
+        if source
+            .bad_rows
+            .exceeded(listing.rows_bad, listing.rows_read)
+        {
+            over.push(format!(
+                "`{}` has {} bad rows of {} read, over its limit (more than {} rows and more than {}%)",
+                listing.name,
+                listing.rows_bad,
+                listing.rows_read,
+                source.bad_rows.max_count,
+                source.bad_rows.max_ratio * 100.0
+            ));
+        }
+    }
+    if over.is_empty() {
+        return Ok(());
+    }
+    Err(KpipeError::Data(format!(
+        "too many bad rows, see the quarantine output: {}",
+        over.join("; ")
+    )))
 }
 
 async fn count(ctx: &SessionContext, table: &str, what: &str) -> Result<StepStat> {
@@ -159,7 +268,6 @@ async fn count(ctx: &SessionContext, table: &str, what: &str) -> Result<StepStat
     Ok(StepStat {
         name: table.to_string(),
         rows,
-        files: 0,
         elapsed: started.elapsed(),
     })
 }
@@ -169,12 +277,15 @@ fn ms(duration: Duration) -> u64 {
 }
 
 fn log_summary(summary: &RunSummary) {
-    let rows_read: usize = summary.sources.iter().map(|s| s.rows).sum();
+    let rows_read: u64 = summary.sources.iter().map(|s| s.rows_read).sum();
+    let rows_bad: u64 = summary.sources.iter().map(|s| s.rows_bad).sum();
     let rows_written: usize = summary.outputs.iter().map(OutputStat::rows).sum();
     tracing::info!(
         as_of = %summary.as_of,
+        run_id = %summary.run_id,
         sources = summary.sources.len(),
         rows_read,
+        rows_bad,
         views = summary.views.len(),
         outputs = summary.outputs.len(),
         rows_written,
@@ -189,46 +300,64 @@ impl RunSummary {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "kpipe run for as_of {} finished in {} ms",
+            "kpipe run {} for as_of {} finished in {} ms",
+            self.run_id,
             self.as_of,
             ms(self.elapsed)
         );
-        let _ = writeln!(
-            out,
-            "{:<8} {:<28} {:>6} {:>10} {:>8}",
-            "step", "name", "files", "rows", "ms"
-        );
-        for s in &self.sources {
+        let row = |out: &mut String,
+                   step: &str,
+                   name: &str,
+                   files: String,
+                   rows: String,
+                   bad: String,
+                   ms: u64| {
             let _ = writeln!(
                 out,
-                "{:<8} {:<28} {:>6} {:>10} {:>8}",
+                "{step:<8} {name:<28} {files:>6} {rows:>10} {bad:>8} {ms:>8}"
+            );
+        };
+        row(
+            &mut out,
+            "step",
+            "name",
+            "files".into(),
+            "rows".into(),
+            "bad".into(),
+            0,
+        );
+        for s in &self.sources {
+            let elapsed = ms(s.elapsed);
+            row(
+                &mut out,
                 "source",
-                s.name,
-                s.files,
-                s.rows,
-                ms(s.elapsed)
+                &s.name,
+                s.files.len().to_string(),
+                s.rows_read.to_string(),
+                s.rows_bad.to_string(),
+                elapsed,
             );
         }
         for v in &self.views {
-            let _ = writeln!(
-                out,
-                "{:<8} {:<28} {:>6} {:>10} {:>8}",
+            row(
+                &mut out,
                 "view",
-                v.name,
-                "",
-                v.rows,
-                ms(v.elapsed)
+                &v.name,
+                String::new(),
+                v.rows.to_string(),
+                String::new(),
+                ms(v.elapsed),
             );
         }
         for o in &self.outputs {
-            let _ = writeln!(
-                out,
-                "{:<8} {:<28} {:>6} {:>10} {:>8}",
+            row(
+                &mut out,
                 "output",
-                o.name,
-                o.files.len(),
-                o.rows(),
-                ms(o.elapsed)
+                &o.name,
+                o.files.len().to_string(),
+                o.rows().to_string(),
+                String::new(),
+                ms(o.elapsed),
             );
         }
         out

@@ -73,7 +73,8 @@ fn build(url: &Url) -> Result<Arc<dyn ObjectStore>> {
         ]))
     };
     let store: Arc<dyn ObjectStore> = match url.scheme() {
-        "file" => Arc::new(LocalFileSystem::new()),
+        // Removing the last file of a folder removes the folder, as on object stores.
+        "file" => Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)),
         "memory" => Arc::new(InMemory::new()),
         "s3" | "s3a" => Arc::new(
             AmazonS3Builder::from_env()

@@ -90,7 +90,7 @@ fn build(file: &Path, raw: RawPipeline, report: &mut YamlReporter) -> Pipeline {
     let input_root = root(&raw.input_root, "input_root", report);
     let output_root = root(&raw.output_root, "output_root", report);
     let params = params(raw.params, report);
-    let sources = sources(raw.sources, &input_root, report);
+    let sources = sources(raw.sources, &input_root, settings.bad_rows, report);
     let views_dir = views_dir(file, raw.views, report);
     let outputs = outputs(raw.outputs, report);
     Pipeline {
@@ -170,7 +170,27 @@ fn settings(value: Value, report: &mut YamlReporter) -> Settings {
         currency,
         lookback_months,
         engine,
+        bad_rows: bad_rows(raw.bad_rows, "settings.bad_rows", BadRows::DEFAULT, report),
         datafusion: datafusion_options(raw.datafusion, report),
+    }
+}
+
+fn bad_rows(
+    raw: Option<RawBadRows>,
+    key: &str,
+    default: BadRows,
+    report: &mut YamlReporter,
+) -> BadRows {
+    let Some(raw) = raw else { return default };
+    if !(0.0..=1.0).contains(&raw.max_ratio) {
+        report.error(
+            format!("{key}.max_ratio"),
+            "a share of the rows, from 0 to 1",
+        );
+    }
+    BadRows {
+        max_count: raw.max_count,
+        max_ratio: raw.max_ratio,
     }
 }
 
@@ -240,6 +260,7 @@ fn params(raw: serde_yaml_ng::Mapping, report: &mut YamlReporter) -> Vec<(String
 fn sources(
     raw: serde_yaml_ng::Mapping,
     input_root: &url::Url,
+    default_bad_rows: BadRows,
     report: &mut YamlReporter,
 ) -> Vec<Source> {
     let mut out = Vec::new();
@@ -259,6 +280,20 @@ fn sources(
             input_root.clone()
         });
         let columns = columns(raw.columns, &path, report);
+        for (i, key) in raw.unique_key.iter().enumerate() {
+            if !columns.iter().any(|c| &c.name == key) {
+                report.error(
+                    format!("{path}.unique_key[{i}]"),
+                    format!("`{key}` is not a column of the source"),
+                );
+            }
+        }
+        let bad_rows = bad_rows(
+            raw.bad_rows,
+            &format!("{path}.bad_rows"),
+            default_bad_rows,
+            report,
+        );
         out.push(Source {
             name,
             format: match raw.format {
@@ -269,6 +304,8 @@ fn sources(
             required: raw.required,
             description: raw.description,
             columns,
+            unique_key: raw.unique_key,
+            bad_rows,
         });
     }
     if out.is_empty() && report.diagnostics.is_empty() {
@@ -291,8 +328,9 @@ fn columns(raw: Vec<RawColumn>, source_path: &str, report: &mut YamlReporter) ->
             let path = format!("{source_path}.columns[{i}].name");
             check_identifier(&c.name, &path, report);
             if !seen.insert(c.name.clone()) {
-                report.error(path, format!("column `{}` is declared twice", c.name));
+                report.error(&path, format!("column `{}` is declared twice", c.name));
             }
+            check_column_rules(&c, &format!("{source_path}.columns[{i}]"), report);
             Column {
                 name: c.name,
                 data_type: match c.data_type {
@@ -306,9 +344,50 @@ fn columns(raw: Vec<RawColumn>, source_path: &str, report: &mut YamlReporter) ->
                 },
                 nullable: c.nullable,
                 description: c.description,
+                values: c.values,
+                min: c.min,
+                max: c.max,
+                currency: c.currency,
+                pii: c.pii,
             }
         })
         .collect()
+}
+
+/// Rules only make sense on some types: an enum is a string, a range is numeric.
+fn check_column_rules(c: &RawColumn, path: &str, report: &mut YamlReporter) {
+    let numeric = matches!(
+        c.data_type,
+        RawType::Int | RawType::Double | RawType::Decimal
+    );
+    if let Some(values) = &c.values {
+        if c.data_type != RawType::String {
+            report.error(format!("{path}.enum"), "only string columns are enums");
+        }
+        if values.is_empty() {
+            report.error(format!("{path}.enum"), "an enum lists at least one value");
+        }
+    }
+    if (c.min.is_some() || c.max.is_some()) && !numeric {
+        report.error(
+            format!("{path}.min"),
+            "a range applies to int, double and decimal columns",
+        );
+    }
+    if let (Some(min), Some(max)) = (c.min, c.max)
+        && min > max
+    {
+        report.error(
+            format!("{path}.max"),
+            format!("max {max} is below min {min}"),
+        );
+    }
+    if c.currency && c.data_type != RawType::String {
+        report.error(
+            format!("{path}.currency"),
+            "a currency column is a string column",
+        );
+    }
 }
 
 fn views_dir(file: &Path, value: Value, report: &mut YamlReporter) -> PathBuf {

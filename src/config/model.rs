@@ -59,6 +59,8 @@ pub struct Settings {
     /// How many months a run recomputes: `as_of`'s month and the ones before it.
     pub lookback_months: u32,
     pub engine: EngineKind,
+    /// The bad-row threshold of sources that set none.
+    pub bad_rows: BadRows,
     /// DataFusion configuration, passed through by key.
     pub datafusion: Vec<(String, String)>,
 }
@@ -97,6 +99,29 @@ pub struct Source {
     pub required: bool,
     pub description: Option<String>,
     pub columns: Vec<Column>,
+    /// Columns that identify a row; empty when the extract has no key.
+    pub unique_key: Vec<String>,
+    pub bad_rows: BadRows,
+}
+
+/// When bad rows stop the run: more than `max_count` of them and more than `max_ratio`
+/// of the rows read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BadRows {
+    pub max_count: u64,
+    pub max_ratio: f64,
+}
+
+impl BadRows {
+    /// extracts.md: more than 1% of the rows and more than 10 rows.
+    pub const DEFAULT: BadRows = BadRows {
+        max_count: 10,
+        max_ratio: 0.01,
+    };
+
+    pub fn exceeded(&self, bad: u64, read: u64) -> bool {
+        bad > self.max_count && (bad as f64) > self.max_ratio * (read as f64)
+    }
 }
 
 impl Source {
@@ -117,6 +142,12 @@ pub struct Column {
     pub data_type: ColumnType,
     pub nullable: bool,
     pub description: Option<String>,
+    /// The allowed values of a closed enum; `None` for any value.
+    pub values: Option<Vec<String>>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub currency: bool,
+    pub pii: bool,
 }
 
 /// Column types of the extract contract.

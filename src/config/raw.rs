@@ -39,6 +39,9 @@ pub struct RawSettings {
     pub lookback_months: Option<u32>,
     #[serde(default)]
     pub engine: Option<RawEngine>,
+    /// How many bad rows a source may have before the run stops; per-source values win.
+    #[serde(default)]
+    pub bad_rows: Option<RawBadRows>,
     /// DataFusion configuration keys and values, passed through.
     #[serde(default)]
     pub datafusion: BTreeMap<String, Value>,
@@ -64,6 +67,20 @@ pub struct RawSource {
     #[serde(default)]
     pub description: Option<String>,
     pub columns: Vec<RawColumn>,
+    /// Columns whose values together identify a row; every copy of a duplicate is bad.
+    #[serde(default)]
+    pub unique_key: Vec<String>,
+    #[serde(default)]
+    pub bad_rows: Option<RawBadRows>,
+}
+
+/// The run stops when a table has more than `max_count` bad rows and more than
+/// `max_ratio` of its rows are bad.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawBadRows {
+    pub max_count: u64,
+    pub max_ratio: f64,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +100,19 @@ pub struct RawColumn {
     pub nullable: bool,
     #[serde(default)]
     pub description: Option<String>,
+    /// The closed list of values of an enum column.
+    #[serde(default, rename = "enum")]
+    pub values: Option<Vec<String>>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// The column holds a currency code that must be the pipeline's.
+    #[serde(default)]
+    pub currency: bool,
+    /// Personal data: masked in quarantine records.
+    #[serde(default)]
+    pub pii: bool,
 }
 
 fn yes() -> bool {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::compute::{cast, partition};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::logical_expr::cast as cast_expr;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
@@ -44,6 +45,7 @@ pub async fn write_table(
     partition_by: &[String],
 ) -> Result<Vec<WrittenFile>> {
     let engine = |e| KpipeError::from_engine(e, &format!("writing {table}"));
+    let frame = portable(frame).map_err(engine)?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let data_schema = data_schema(&schema, partition_by);
     let frame = frame
@@ -89,6 +91,27 @@ pub async fn write_table(
         None => {}
     }
     Ok(written)
+}
+
+/// Casts string and binary views to plain strings and binaries: DataFusion reads
+/// Parquet text as views, but not every reader (older pyarrow, Power BI) takes them.
+fn portable(frame: DataFrame) -> datafusion::common::Result<DataFrame> {
+    let fields = frame.schema().fields().clone();
+    if !fields
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Utf8View | DataType::BinaryView))
+    {
+        return Ok(frame);
+    }
+    let columns = fields.iter().map(|f| {
+        let column = col(format!("\"{}\"", f.name()));
+        match f.data_type() {
+            DataType::Utf8View => cast_expr(column, DataType::Utf8).alias(f.name()),
+            DataType::BinaryView => cast_expr(column, DataType::Binary).alias(f.name()),
+            _ => column,
+        }
+    });
+    frame.select(columns.collect::<Vec<_>>())
 }
 
 /// Partition columns first, then every other column whose type sorts, so that the order

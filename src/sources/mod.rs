@@ -1,29 +1,39 @@
 //! Sources: where rows enter. Each extract is a folder of CSV or Parquet files on object
-//! storage; it becomes one table of the session with the columns its contract declares,
-//! read by DataFusion's own listing tables so that the same plan can run on a cluster.
+//! storage. Its files are read once as text with their provenance (`scan.rs`), every
+//! row is checked against the contract the YAML declares (`contract.rs`), and the
+//! checked rows are staged as Parquet; the source's table is then its good rows with
+//! their declared types, and the bad rows go to the quarantine.
+//!
+//! TODO(ballista): the raw scan is a streaming table of kpipe's own; running it on a
+//! cluster needs an extension codec for it. Everything after staging is plain Parquet.
 
+mod contract;
 mod csv_header;
+mod scan;
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::Int64Array;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::empty::EmptyTable;
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::file_format::csv::CsvFormat;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
-use datafusion::prelude::{DataFrame, SessionContext, col};
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::{Expr, lit};
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col};
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
+use url::Url;
 
 use crate::config::{Format, Pipeline, Source};
 use crate::error::{KpipeError, Result};
-use crate::storage::{Stores, object_path};
+use crate::storage::{Stores, display_url, object_path};
 
-/// What was found for one source.
+pub use contract::reason;
+
+/// What was found and read for one source.
 #[derive(Debug, Clone)]
 pub struct SourceListing {
     pub name: String,
@@ -31,7 +41,16 @@ pub struct SourceListing {
     pub files: Vec<ObjectMeta>,
     /// The folder held no object at all.
     pub absent: bool,
+    /// Rows read from the files, good and bad.
+    pub rows_read: u64,
+    /// Rows that broke the contract and went to the quarantine.
+    pub rows_bad: u64,
+    /// Time taken to list, read, check and stage the source.
+    pub elapsed: std::time::Duration,
 }
+
+/// The name under which the quarantine of a run is registered.
+pub const QUARANTINE: &str = "quarantine";
 
 /// Registers every source of `pipeline` as an empty table with its declared schema, so
 /// that views can be planned without reading anything.
@@ -43,41 +62,200 @@ pub fn register_declared(ctx: &SessionContext, pipeline: &Pipeline) -> Result<()
     Ok(())
 }
 
-/// Lists every source's folder and registers it as a table over its files.
+/// Reads every source once: lists its folder, checks every row against the contract,
+/// and stages the checked rows as Parquet under `staging`. Each source is then
+/// registered as its good rows, with its declared types, and the bad rows of all
+/// sources as the table `quarantine`.
 pub async fn register_all(
     ctx: &SessionContext,
     pipeline: &Pipeline,
     stores: &mut Stores,
+    staging: &Url,
+    run_id: &str,
 ) -> Result<Vec<SourceListing>> {
     let mut listings = Vec::with_capacity(pipeline.sources.len());
+    let mut quarantined: Vec<DataFrame> = Vec::new();
     for source in &pipeline.sources {
+        let started = std::time::Instant::now();
         let store = stores.store_for(&source.url)?;
-        let listing = list(source, store.as_ref()).await?;
+        let mut listing = list(source, store.as_ref()).await?;
         if listing.absent && source.required {
             return Err(KpipeError::Data(format!(
                 "required extract `{}` is missing: no object under {}",
-                source.name, source.url
+                source.name,
+                display_url(&source.url)
             )));
         }
-        let schema = source.schema(pipeline.timezone_name());
         if listing.files.is_empty() {
+            let schema = source.schema(pipeline.timezone_name());
             register(ctx, &source.name, Arc::new(EmptyTable::new(schema)))?;
         } else {
-            let table = match source.format {
-                Format::Csv => csv_table(ctx, source, &schema, &listing.files, store).await?,
-                Format::Parquet => {
-                    parquet_table(ctx, source, &schema, &listing.files, store).await?
-                }
-            };
-            ctx.register_table(source.name.as_str(), table.into_view())
-                .map_err(|e| {
-                    KpipeError::from_engine(e, &format!("registering source {}", source.name))
-                })?;
+            let staged = stage(ctx, pipeline, source, &listing.files, store, staging).await?;
+            (listing.rows_read, listing.rows_bad) = counts(&staged, &source.name).await?;
+            let declared: Vec<Expr> = source.columns.iter().map(|c| quoted(&c.name)).collect();
+            let good = staged
+                .clone()
+                .filter(col(contract::REASON).is_null())
+                .and_then(|f| f.select(declared));
+            let good = good.map_err(|e| engine_error(e, source))?;
+            ctx.register_table(source.name.as_str(), good.into_view())
+                .map_err(|e| engine_error(e, source))?;
+            quarantined.push(
+                quarantine_rows(staged, source, run_id).map_err(|e| engine_error(e, source))?,
+            );
         }
-        tracing::debug!(source = %source.name, files = listing.files.len(), "source listed");
+        listing.elapsed = started.elapsed();
+        tracing::info!(
+            source = %source.name,
+            files = listing.files.len(),
+            rows = listing.rows_read,
+            bad_rows = listing.rows_bad,
+            ms = listing.elapsed.as_millis() as u64,
+            "source read"
+        );
         listings.push(listing);
     }
+    register_quarantine(ctx, quarantined)?;
     Ok(listings)
+}
+
+fn quoted(name: &str) -> Expr {
+    col(format!("\"{name}\""))
+}
+
+fn engine_error(e: datafusion::common::DataFusionError, source: &Source) -> KpipeError {
+    KpipeError::from_engine(e, &format!("reading source {}", source.name))
+}
+
+/// Runs the contract plan of `source` over its files once and writes the checked rows
+/// as Parquet under `staging/<source>/`; returns them, read back.
+async fn stage(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    source: &Source,
+    files: &[ObjectMeta],
+    store: Arc<dyn ObjectStore>,
+    staging: &Url,
+) -> Result<DataFrame> {
+    for meta in files.iter().filter(|_| source.format == Format::Csv) {
+        check_header(source, meta, store.as_ref()).await?;
+    }
+    let partitions: Vec<Arc<dyn PartitionStream>> = files
+        .iter()
+        .map(|meta| {
+            let name = object_display(source, meta);
+            Arc::new(scan::FileScan::new(
+                Arc::clone(&store),
+                meta.clone(),
+                name,
+                source,
+            )) as Arc<dyn PartitionStream>
+        })
+        .collect();
+    let raw = StreamingTable::try_new(scan::raw_schema(source), partitions)
+        .map_err(|e| engine_error(e, source))?;
+    let raw = ctx
+        .read_table(Arc::new(raw))
+        .map_err(|e| engine_error(e, source))?;
+    let checked = contract::check(
+        raw,
+        source,
+        pipeline.timezone_name(),
+        &pipeline.settings.currency,
+    )
+    .map_err(|e| engine_error(e, source))?;
+
+    let folder = staging
+        .join(&format!("{}/", source.name))
+        .map_err(|e| KpipeError::Internal(format!("staging folder for {}: {e}", source.name)))?;
+    checked
+        .write_parquet(folder.as_str(), DataFrameWriteOptions::new(), None)
+        .await
+        .map_err(|e| engine_error(e, source))?;
+    let options = ParquetReadOptions::default();
+    ctx.read_parquet(folder.as_str(), options)
+        .await
+        .map_err(|e| engine_error(e, source))
+}
+
+/// Rows read and rows bad, from the staged rows.
+async fn counts(staged: &DataFrame, name: &str) -> Result<(u64, u64)> {
+    let engine = |e| KpipeError::from_engine(e, &format!("counting rows of {name}"));
+    let batches = staged
+        .clone()
+        .aggregate(
+            vec![],
+            vec![
+                count(lit(1)).alias("rows"),
+                count(col(contract::REASON)).alias("bad"),
+            ],
+        )
+        .map_err(engine)?
+        .collect()
+        .await
+        .map_err(engine)?;
+    let value = |column: usize| -> u64 {
+        batches
+            .first()
+            .and_then(|b| {
+                b.column(column)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0) as u64
+    };
+    Ok((value(0), value(1)))
+}
+
+/// The quarantine's columns, for the bad rows of one source.
+fn quarantine_rows(
+    staged: DataFrame,
+    source: &Source,
+    run_id: &str,
+) -> datafusion::common::Result<DataFrame> {
+    staged
+        .filter(col(contract::REASON).is_not_null())?
+        .select(vec![
+            lit(run_id.to_string()).alias("run_id"),
+            lit(source.name.clone()).alias("table"),
+            col(scan::FILE).alias("file"),
+            col(scan::LINE).alias("line"),
+            col(contract::COLUMN).alias("column"),
+            col(contract::REASON).alias("reason"),
+            col(contract::RECORD).alias("record"),
+        ])
+}
+
+fn register_quarantine(ctx: &SessionContext, parts: Vec<DataFrame>) -> Result<()> {
+    let engine = |e| KpipeError::from_engine(e, "building the quarantine");
+    let mut parts = parts.into_iter();
+    let table: Arc<dyn TableProvider> = match parts.next() {
+        None => Arc::new(EmptyTable::new(quarantine_schema())),
+        Some(first) => {
+            let mut union = first;
+            for part in parts {
+                union = union.union(part).map_err(engine)?;
+            }
+            union.into_view()
+        }
+    };
+    ctx.register_table(QUARANTINE, table)
+        .map(|_| ())
+        .map_err(engine)
+}
+
+/// outputs.md, `quarantine`.
+pub fn quarantine_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("table", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, false),
+        Field::new("column", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("record", DataType::Utf8, true),
+    ]))
 }
 
 fn register(ctx: &SessionContext, name: &str, table: Arc<dyn TableProvider>) -> Result<()> {
@@ -117,6 +295,9 @@ async fn list(source: &Source, store: &dyn ObjectStore) -> Result<SourceListing>
         name: source.name.clone(),
         files,
         absent,
+        rows_read: 0,
+        rows_bad: 0,
+        elapsed: std::time::Duration::ZERO,
     })
 }
 
@@ -126,137 +307,24 @@ fn local_folder_exists(source: &Source) -> bool {
     source.url.scheme() == "file" && source.url.to_file_path().is_ok_and(|p| p.is_dir())
 }
 
-/// The URL of one object of the source's store.
-fn file_url(source: &Source, meta: &ObjectMeta) -> Result<ListingTableUrl> {
-    let mut url = source.url.clone();
-    url.set_path(&format!("/{}", meta.location));
-    ListingTableUrl::parse(url.as_str())
-        .map_err(|e| KpipeError::Internal(format!("object URL {url}: {e}")))
-}
-
-/// CSV files are read by header name, not position: files are grouped by header, each
-/// group is a listing table, and the groups are unioned on the declared columns.
-async fn csv_table(
-    ctx: &SessionContext,
-    source: &Source,
-    schema: &SchemaRef,
-    files: &[ObjectMeta],
-    store: Arc<dyn ObjectStore>,
-) -> Result<DataFrame> {
-    let mut groups: Vec<(Vec<String>, Vec<ListingTableUrl>)> = Vec::new();
-    for meta in files {
-        let header = csv_header::read(store.as_ref(), meta, &source.url).await?;
-        for column in &source.columns {
-            if !header.contains(&column.name) {
-                return Err(KpipeError::Data(format!(
-                    "{}: the header has no column `{}`, which extract `{}` requires",
-                    display(source, meta),
-                    column.name,
-                    source.name
-                )));
-            }
-        }
-        let url = file_url(source, meta)?;
-        match groups.iter_mut().find(|(h, _)| *h == header) {
-            Some((_, urls)) => urls.push(url),
-            None => groups.push((header, vec![url])),
+/// An early, cheap check of a CSV file's header, before any row is read: a missing
+/// contract column names the file and the column.
+async fn check_header(source: &Source, meta: &ObjectMeta, store: &dyn ObjectStore) -> Result<()> {
+    let header = csv_header::read(store, meta, &source.url).await?;
+    for column in &source.columns {
+        if !header.contains(&column.name) {
+            return Err(KpipeError::Data(format!(
+                "{}: the header has no column `{}`, which extract `{}` requires",
+                object_display(source, meta),
+                column.name,
+                source.name
+            )));
         }
     }
-
-    // RFC 4180: quoted fields may hold commas, doubled quotes and newlines.
-    let format = || {
-        CsvFormat::default()
-            .with_has_header(true)
-            .with_newlines_in_values(true)
-            .with_quote(b'"')
-            .with_escape(None)
-    };
-    let mut frames = Vec::with_capacity(groups.len());
-    for (header, urls) in groups {
-        let fields: Vec<Field> = header
-            .iter()
-            .map(|name| match schema.field_with_name(name) {
-                Ok(field) => field.clone(),
-                Err(_) => Field::new(name, DataType::Utf8, true),
-            })
-            .collect();
-        let file_schema = Arc::new(Schema::new(fields));
-        let frame = listing_frame(ctx, source, Arc::new(format()), file_schema, urls)?;
-        frames.push(frame);
-    }
-    union_declared(source, frames)
+    Ok(())
 }
 
-async fn parquet_table(
-    ctx: &SessionContext,
-    source: &Source,
-    schema: &SchemaRef,
-    files: &[ObjectMeta],
-    store: Arc<dyn ObjectStore>,
-) -> Result<DataFrame> {
-    let format = Arc::new(ParquetFormat::default());
-    let state = ctx.state();
-    let mut urls = Vec::with_capacity(files.len());
-    for meta in files {
-        let file_schema = format
-            .infer_schema(&state, &store, std::slice::from_ref(meta))
-            .await
-            .map_err(|e| KpipeError::from_engine(e, &display(source, meta)))?;
-        for column in &source.columns {
-            if file_schema.field_with_name(&column.name).is_err() {
-                return Err(KpipeError::Data(format!(
-                    "{}: the file has no column `{}`, which extract `{}` requires",
-                    display(source, meta),
-                    column.name,
-                    source.name
-                )));
-            }
-        }
-        urls.push(file_url(source, meta)?);
-    }
-    let frame = listing_frame(ctx, source, format, Arc::clone(schema), urls)?;
-    union_declared(source, vec![frame])
-}
-
-fn listing_frame(
-    ctx: &SessionContext,
-    source: &Source,
-    format: Arc<dyn FileFormat>,
-    schema: SchemaRef,
-    urls: Vec<ListingTableUrl>,
-) -> Result<DataFrame> {
-    let options = ListingOptions::new(format).with_file_extension(source.format.extension());
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(schema);
-    let table = ListingTable::try_new(config)
-        .map_err(|e| KpipeError::from_engine(e, &format!("reading source {}", source.name)))?;
-    ctx.read_table(Arc::new(table))
-        .map_err(|e| KpipeError::from_engine(e, &format!("reading source {}", source.name)))
-}
-
-/// The declared columns, in declared order, of every frame, unioned.
-fn union_declared(source: &Source, frames: Vec<DataFrame>) -> Result<DataFrame> {
-    let engine = |e| KpipeError::from_engine(e, &format!("reading source {}", source.name));
-    let columns: Vec<_> = source
-        .columns
-        .iter()
-        .map(|c| col(format!("\"{}\"", c.name)))
-        .collect();
-    let mut frames = frames.into_iter();
-    let first = frames
-        .next()
-        .ok_or_else(|| KpipeError::Internal("a source with no frame".into()))?;
-    let mut union = first.select(columns.clone()).map_err(engine)?;
-    for frame in frames {
-        union = union
-            .union(frame.select(columns.clone()).map_err(engine)?)
-            .map_err(engine)?;
-    }
-    Ok(union)
-}
-
-fn display(source: &Source, meta: &ObjectMeta) -> String {
+fn object_display(source: &Source, meta: &ObjectMeta) -> String {
     format!(
         "{}://{}/{}",
         source.url.scheme(),

@@ -141,7 +141,7 @@ async fn runs_on_local_files_and_writes_hive_partitions() {
             .iter()
             .find(|s| s.name == name)
             .unwrap()
-            .rows
+            .rows_read
     };
     assert_eq!(
         (
