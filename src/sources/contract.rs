@@ -62,7 +62,10 @@ pub fn check(
 ) -> datafusion::common::Result<DataFrame> {
     let breaches = breaches(source, timezone, currency);
     let reason_expr = first_of(&breaches, |b| lit(b.reason));
-    let column_expr = first_of(&breaches, |b| lit(b.column.clone()));
+    let column_expr = first_of(&breaches, |b| match b.column.as_str() {
+        "" => lit(datafusion::common::ScalarValue::Utf8(None)),
+        name => lit(name.to_string()),
+    });
     let checked = raw
         .with_column(REASON, reason_expr)?
         .with_column(COLUMN, column_expr)?;

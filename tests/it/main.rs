@@ -1,6 +1,7 @@
 //! kpipe's integration tests: one binary, a module per capability.
 
 mod common;
+mod contract;
 mod pipeline_cli;
 mod readers;
 mod run_fixtures;
