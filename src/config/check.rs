@@ -93,6 +93,8 @@ fn build(file: &Path, raw: RawPipeline, report: &mut YamlReporter) -> Pipeline {
     let sources = sources(raw.sources, &input_root, settings.bad_rows, report);
     let views_dir = views_dir(file, raw.views, report);
     let outputs = outputs(raw.outputs, report);
+    let kpis = super::plans::kpis(raw.kpis, report);
+    let plans = super::plans::plans(raw.plans, &kpis, report);
     Pipeline {
         file: file.to_path_buf(),
         name: raw.name,
@@ -104,12 +106,18 @@ fn build(file: &Path, raw: RawPipeline, report: &mut YamlReporter) -> Pipeline {
         sources,
         views_dir,
         outputs,
+        kpis,
+        plans,
         index: PositionIndex::default(),
     }
 }
 
 /// Deserializes `value` as `T`, reporting a failure at the key path where it happened.
-fn typed<T: DeserializeOwned>(value: Value, key: &str, report: &mut YamlReporter) -> Option<T> {
+pub(super) fn typed<T: DeserializeOwned>(
+    value: Value,
+    key: &str,
+    report: &mut YamlReporter,
+) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -454,7 +462,7 @@ pub fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn check_identifier(name: &str, key: &str, report: &mut YamlReporter) {
+pub(super) fn check_identifier(name: &str, key: &str, report: &mut YamlReporter) {
     if !is_identifier(name) {
         report.error(
             key,

@@ -7,6 +7,7 @@ mod diagnostics;
 mod interpolate;
 mod locate;
 mod model;
+mod plans;
 mod raw;
 
 pub use check::{BUILTIN_PARAMS, check_text, is_identifier, load};
@@ -14,3 +15,7 @@ pub use diagnostics::{Diagnostic, Diagnostics};
 pub use interpolate::{CliThenEnv, Variables};
 pub use locate::Position;
 pub use model::*;
+pub use plans::{
+    DEFAULT_CAP, DEFAULT_CURVE, Direction, EffectiveLead, Flag, Kicker, KickerScope, Kpi, Level,
+    Plan, ScoredKpi, Targets, in_force,
+};

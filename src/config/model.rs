@@ -10,6 +10,7 @@ use url::Url;
 
 use super::diagnostics::Diagnostic;
 use super::locate::PositionIndex;
+use super::plans::{Kpi, Plan};
 
 /// A validated pipeline.
 #[derive(Debug)]
@@ -27,6 +28,9 @@ pub struct Pipeline {
     /// Folder holding one `.sql` file per view.
     pub views_dir: PathBuf,
     pub outputs: Vec<Output>,
+    pub kpis: Vec<Kpi>,
+    /// Sorted by `effective_from`.
+    pub plans: Vec<Plan>,
     pub(crate) index: PositionIndex,
 }
 

@@ -26,6 +26,12 @@ pub struct RawPipeline {
     pub views: Value,
     #[serde(default)]
     pub outputs: serde_yaml_ng::Mapping,
+    /// The KPI catalogue: id → direction and kind.
+    #[serde(default)]
+    pub kpis: serde_yaml_ng::Mapping,
+    /// Effective-dated plans by name.
+    #[serde(default)]
+    pub plans: serde_yaml_ng::Mapping,
 }
 
 #[derive(Debug, Deserialize, Default)]

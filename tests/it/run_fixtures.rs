@@ -289,3 +289,37 @@ async fn an_earlier_as_of_sees_only_what_had_happened_by_then() {
     assert_eq!(periods, ["2026-01", "2026-02", "2026-02", "2026-03"]);
     assert!(!text.contains("search_ads"), "{text}");
 }
+
+#[test]
+fn the_shipped_plans_are_those_of_plans_md() {
+    let pipeline = marketing("fixtures", "out");
+    let names: Vec<&str> = pipeline.plans.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["launch", "focus"]);
+    let month = |m| NaiveDate::from_ymd_opt(2026, m, 1).unwrap();
+    let march = kpipe::config::in_force(&pipeline.plans, month(3)).unwrap();
+    let april = kpipe::config::in_force(&pipeline.plans, month(4)).unwrap();
+    assert_eq!(
+        (march.name.as_str(), march.effective_lead.need_window_days),
+        ("launch", None)
+    );
+    assert_eq!(
+        (april.name.as_str(), april.effective_lead.need_window_days),
+        ("focus", Some(90))
+    );
+    let weights: Vec<(&str, f64)> = april
+        .scored
+        .iter()
+        .map(|s| (s.kpi.as_str(), s.weight))
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            ("effective_leads", 0.3),
+            ("lead_to_customer_rate_90d", 0.3),
+            ("trial_retention_30d", 0.2),
+            ("cpl", 0.2)
+        ]
+    );
+    assert_eq!(april.scored[3].targets.employee, 400.0);
+    assert_eq!(pipeline.kpis.len(), 18, "every KPI id of kpis.md");
+}

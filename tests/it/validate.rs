@@ -167,3 +167,58 @@ fn validate_reads_no_data() {
         "ok: 1 sources, 1 views, 0 outputs"
     );
 }
+
+const KPIS: &str = "\
+kpis:
+  leads: {direction: higher}
+  effective_leads: {direction: higher}
+  cpl: {direction: lower, ratio: true}
+";
+
+#[test]
+fn plans_that_break_the_rules_are_refused_by_name_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: plans\ninput_root: in\noutput_root: out\n{SOURCES}{KPIS}\
+plans:
+  few:
+    effective_from: '2026-01-01'
+    scored:
+      - {{kpi: leads, weight: 0.5, targets: {{employee: 1, team: 1, company: 1}}}}
+      - {{kpi: cpl, weight: 0.4, direction: higher, targets: {{employee: 0, team: 1, company: 1}}}}
+  many:
+    effective_from: '2026-04-15'
+    scored:
+      - {{kpi: leads, weight: 0.2, targets: {{employee: 1, team: 1, company: 1}}}}
+      - {{kpi: effective_leads, weight: 0.2, targets: {{employee: 1, team: 1, company: 1}}}}
+      - {{kpi: cpl, weight: 0.2, targets: {{employee: 1, team: 1, company: 1}}}}
+      - {{kpi: cpl, weight: 0.2, targets: {{employee: 1, team: 1, company: 1}}}}
+      - {{kpi: reach, weight: 0.1, targets: {{employee: 1, team: 1, company: 1}}}}
+      - {{kpi: leads, weight: 0.1, targets: {{employee: 1, team: 1, company: -2}}}}
+"
+    );
+    write(dir.path(), &yaml, &[]);
+    let (code, stderr) = validate(dir.path());
+    assert_eq!(code, 78, "{stderr}");
+    for expected in [
+        "plans.few.scored: plan `few`: scores 2 KPIs; a plan scores 3 to 5",
+        "plans.few.scored: plan `few`: weights sum to 0.9, not 1",
+        "plans.few.scored[1].direction: plan `few`: `cpl` is a lower-is-better KPI",
+        "plans.few.scored[1].targets.employee: plan `few`: target 0 is not above 0",
+        "plans.many.effective_from: plan `many`: a plan takes effect on the first day of a month",
+        "plans.many.scored: plan `many`: scores 6 KPIs; a plan scores 3 to 5",
+        "plans.many.scored[3].kpi: plan `many`: `cpl` is scored twice",
+        "plans.many.scored[4].kpi: plan `many`: `reach` is not a KPI of the catalogue (kpis:)",
+        "plans.many.scored[5].kpi: plan `many`: `leads` is scored twice",
+        "plans.many.scored[5].targets.company: plan `many`: target -2 is not above 0",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("pipeline.yaml:17:5 plans.few.scored: plan `few`: scores 2 KPIs"),
+        "{stderr}"
+    );
+}
