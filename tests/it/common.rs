@@ -82,3 +82,38 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     );
     text(&output.stdout)
 }
+
+/// Runs the shipped pipeline with the `kpipe` binary in `dir`, for as_of 2026-06-30,
+/// reading `input_root`; `extra` arguments are appended.
+pub fn run_shipped(dir: &Path, input_root: &str, extra: &[&str]) -> Output {
+    let pipeline = shipped_pipeline();
+    let input = format!("input_root={input_root}");
+    let mut args = vec![
+        "run",
+        pipeline.to_str().unwrap(),
+        "--as-of",
+        "2026-06-30",
+        "--var",
+        &input,
+    ];
+    args.extend_from_slice(extra);
+    kpipe(dir, &args)
+}
+
+/// Copies the bundled fixtures to `dir/in`, for tests that break them.
+pub fn copy_fixtures(dir: &Path) {
+    copy_dir(&root().join("fixtures"), &dir.join("in"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}

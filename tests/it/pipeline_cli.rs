@@ -1,21 +1,6 @@
 //! The `kpipe` binary: run, explain, exit codes and logs.
 
-use std::path::Path;
-
-use crate::common::{kpipe, root, shipped_pipeline, text};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
+use crate::common::{copy_fixtures, kpipe, root, run_shipped, shipped_pipeline, text};
 
 #[test]
 fn explain_prints_the_view_graph_and_where_outputs_go() {
@@ -58,19 +43,10 @@ fn explain_prints_the_view_graph_and_where_outputs_go() {
 fn run_writes_out_and_logs_json_without_personal_data() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = root().join("fixtures");
-    let pipeline = shipped_pipeline();
-    let output = kpipe(
+    let output = run_shipped(
         dir.path(),
-        &[
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            &format!("input_root={}", fixtures.display()),
-            "--log-format",
-            "json",
-        ],
+        fixtures.to_str().unwrap(),
+        &["--log-format", "json"],
     );
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -114,20 +90,9 @@ fn run_writes_out_and_logs_json_without_personal_data() {
 #[test]
 fn a_missing_required_extract_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("fixtures"), &dir.path().join("in"));
+    copy_fixtures(dir.path());
     std::fs::remove_dir_all(dir.path().join("in/spend")).unwrap();
-    let pipeline = shipped_pipeline();
-    let output = kpipe(
-        dir.path(),
-        &[
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            "input_root=in",
-        ],
-    );
+    let output = run_shipped(dir.path(), "in", &[]);
     assert_eq!(output.status.code(), Some(65), "{}", text(&output.stderr));
     assert!(
         text(&output.stderr).contains("required extract `spend` is missing"),
@@ -140,24 +105,13 @@ fn a_missing_required_extract_is_bad_input() {
 #[test]
 fn a_csv_without_a_contract_column_names_the_file_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("fixtures"), &dir.path().join("in"));
+    copy_fixtures(dir.path());
     std::fs::write(
         dir.path().join("in/spend/extra.csv"),
         "day,channel,amount,currency\n2026-06-01,linkedin,1.00,CNY\n",
     )
     .unwrap();
-    let pipeline = shipped_pipeline();
-    let output = kpipe(
-        dir.path(),
-        &[
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            "input_root=in",
-        ],
-    );
+    let output = run_shipped(dir.path(), "in", &[]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(65), "{stderr}");
     assert!(
@@ -169,20 +123,9 @@ fn a_csv_without_a_contract_column_names_the_file_and_column() {
 #[test]
 fn an_empty_local_folder_is_an_empty_required_extract() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("fixtures"), &dir.path().join("in"));
+    copy_fixtures(dir.path());
     std::fs::remove_file(dir.path().join("in/spend/spend.csv")).unwrap();
-    let pipeline = shipped_pipeline();
-    let output = kpipe(
-        dir.path(),
-        &[
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            "input_root=in",
-        ],
-    );
+    let output = run_shipped(dir.path(), "in", &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
         text(&output.stdout)

@@ -1,23 +1,12 @@
 //! Outputs open in real readers, DuckDB and pyarrow, with Hive partitions recognised.
 
-use crate::common::{kpipe, root, run_python, shipped_pipeline, text};
+use crate::common::{root, run_python, run_shipped, text};
 
 /// Runs the shipped pipeline on the fixtures into a temporary folder.
 fn run_marketing() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = root().join("fixtures");
-    let pipeline = shipped_pipeline();
-    let output = kpipe(
-        dir.path(),
-        &[
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            &format!("input_root={}", fixtures.display()),
-        ],
-    );
+    let output = run_shipped(dir.path(), fixtures.to_str().unwrap(), &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     dir
 }

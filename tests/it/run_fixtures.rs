@@ -84,6 +84,15 @@ const CAMPAIGN_SPEND: &str = "\
 | 2026-06 | C3          | Hiring guide 2026 | whitepaper    |          | 99.99   | 2026-06-30 |
 +---------+-------------+-------------------+---------------+----------+---------+------------+";
 
+/// Runs the shipped pipeline from `input` to `output` with the default stores.
+async fn run_marketing(input: &Url, output: &Url, as_of: NaiveDate) -> kpipe::RunSummary {
+    let pipeline = marketing(input.as_str(), output.as_str());
+    Runner::new(pipeline, Stores::default())
+        .run(as_of)
+        .await
+        .unwrap()
+}
+
 /// Reads table `name` under `root` back with DataFusion, partitions included, sorted.
 async fn read_back(ctx: &SessionContext, root: &Url, name: &str, partitioned: bool) -> String {
     let mut options = ParquetReadOptions::default();
@@ -128,12 +137,8 @@ async fn runs_on_local_files_and_writes_hive_partitions() {
     let out = tempfile::tempdir().unwrap();
     let input = Url::from_directory_path(root().join("fixtures")).unwrap();
     let output = Url::from_directory_path(out.path()).unwrap();
-    let pipeline = marketing(input.as_str(), output.as_str());
 
-    let summary = Runner::new(pipeline, Stores::default())
-        .run(as_of())
-        .await
-        .unwrap();
+    let summary = run_marketing(&input, &output, as_of()).await;
 
     let read = |name: &str| {
         summary
@@ -188,21 +193,9 @@ async fn a_rerun_on_the_same_inputs_writes_the_same_bytes() {
     let output = Url::from_directory_path(out.path()).unwrap();
     let object = out.path().join("channel_spend/period=2026-02/data.parquet");
 
-    Runner::new(
-        marketing(input.as_str(), output.as_str()),
-        Stores::default(),
-    )
-    .run(as_of())
-    .await
-    .unwrap();
+    run_marketing(&input, &output, as_of()).await;
     let first = std::fs::read(&object).unwrap();
-    Runner::new(
-        marketing(input.as_str(), output.as_str()),
-        Stores::default(),
-    )
-    .run(as_of())
-    .await
-    .unwrap();
+    run_marketing(&input, &output, as_of()).await;
     let second = std::fs::read(&object).unwrap();
 
     assert_eq!(first, second);
@@ -271,13 +264,7 @@ async fn an_earlier_as_of_sees_only_what_had_happened_by_then() {
     // as_of 2026-03-31: the window is 2025-11 .. 2026-03; L04 (April 1 in Shanghai) and
     // everything later is not known yet.
     let as_of = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
-    Runner::new(
-        marketing(input.as_str(), output.as_str()),
-        Stores::default(),
-    )
-    .run(as_of)
-    .await
-    .unwrap();
+    run_marketing(&input, &output, as_of).await;
 
     let text = read_back(&SessionContext::new(), &output, "lead_funnel", true).await;
     let periods: Vec<&str> = text
