@@ -2,6 +2,7 @@
 //! Views are planned in dependency order and registered as views of the session; nothing
 //! runs until an output asks for rows.
 
+mod builtin;
 mod graph;
 mod params;
 mod views;
@@ -18,6 +19,7 @@ use crate::config::{Diagnostics, EngineKind, Pipeline};
 use crate::error::{KpipeError, Result};
 use crate::storage::Stores;
 
+pub use builtin::{RESERVED, kpi_view, register as register_builtin};
 pub use graph::ViewGraph;
 pub use params::{RunValues, yesterday};
 pub use views::{View, load_views};
@@ -55,11 +57,55 @@ pub fn session(pipeline: &Pipeline, stores: &mut Stores) -> Result<SessionContex
     }
 }
 
-/// Loads the pipeline's views and orders them. Problems are config problems.
+/// Loads the pipeline's views, adds the derived `kpi_values`, and orders them.
+/// Problems are config problems.
 pub fn view_graph(pipeline: &Pipeline, ctx: &SessionContext) -> Result<ViewGraph, Diagnostics> {
-    let (views, mut problems) = load_views(&pipeline.views_dir, &ctx.state());
-    let sources: BTreeSet<String> = pipeline.sources.iter().map(|s| s.name.clone()).collect();
-    match ViewGraph::try_new(views, &sources) {
+    let state = ctx.state();
+    let (mut views, mut problems) = load_views(&pipeline.views_dir, &state);
+    for view in &views {
+        if RESERVED.contains(&view.name.as_str()) {
+            problems.push(view.diagnostic(
+                None,
+                format!(
+                    "`{}` is a table kpipe makes itself; rename the view",
+                    view.name
+                ),
+            ));
+        }
+    }
+    for source in &pipeline.sources {
+        if RESERVED.contains(&source.name.as_str()) {
+            let message = format!(
+                "`{}` is a table kpipe makes itself; rename the source",
+                source.name
+            );
+            problems.push(pipeline.diagnostic(&format!("sources.{}", source.name), message));
+        }
+    }
+    for kpi in &pipeline.kpis {
+        let view = kpi_view(&kpi.id);
+        if !views.iter().any(|v| v.name == view) {
+            let message = format!(
+                "no view computes it: add {}/{view}.sql",
+                pipeline.views_dir.display()
+            );
+            problems.push(pipeline.diagnostic(&format!("kpis.{}", kpi.id), message));
+        }
+    }
+    if let Some(sql) = builtin::kpi_values_sql(pipeline) {
+        match views::parse_sql("kpi_values".into(), &pipeline.file, sql, &state) {
+            Ok(view) => views.push(view),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let mut tables: BTreeSet<String> = pipeline.sources.iter().map(|s| s.name.clone()).collect();
+    tables.extend(
+        RESERVED
+            .iter()
+            .filter(|t| **t != "kpi_values")
+            .map(|t| t.to_string()),
+    );
+    match ViewGraph::try_new(views, &tables) {
         Ok(graph) if problems.is_empty() => Ok(graph),
         Ok(_) => Err(problems),
         Err(more) => {

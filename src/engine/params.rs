@@ -91,7 +91,7 @@ fn days_since_epoch(date: NaiveDate) -> i32 {
 
 /// The first instant of `date` in `tz`, in microseconds since the epoch. A day that
 /// starts in a DST gap starts at the first instant that exists.
-fn start_of_day(tz: Tz, date: NaiveDate) -> Result<i64> {
+pub(crate) fn start_of_day(tz: Tz, date: NaiveDate) -> Result<i64> {
     let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
     let instant = tz
         .from_local_datetime(&midnight)

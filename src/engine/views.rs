@@ -86,6 +86,16 @@ fn parse_view(file: &Path, state: &SessionState) -> Result<View, Diagnostic> {
     }
     let sql = std::fs::read_to_string(file)
         .map_err(|e| file_problem(file, None, format!("cannot read the view: {e}")))?;
+    parse_sql(name, file, sql, state)
+}
+
+/// Parses the SQL of view `name`, written in `file`.
+pub fn parse_sql(
+    name: String,
+    file: &Path,
+    sql: String,
+    state: &SessionState,
+) -> Result<View, Diagnostic> {
     let statement = state
         .sql_to_statement(&sql, &Dialect::Generic)
         .map_err(|e| file_problem(file, error_position(&e), sql_error_message(&e)))?;
