@@ -71,6 +71,7 @@ impl Runner {
         let ctx = engine::session(&self.pipeline, &mut self.stores)?;
         let graph = engine::view_graph(&self.pipeline, &ctx).map_err(KpipeError::Config)?;
         sources::register_declared(&ctx, &self.pipeline)?;
+        engine::register_builtin(&ctx, &self.pipeline, &values)?;
         engine::plan_views(&ctx, &self.pipeline, &graph, &values)
             .await
             .map_err(KpipeError::Config)?;
@@ -130,6 +131,7 @@ impl Runner {
         )
         .await?;
         check_bad_rows(pipeline, &sources)?;
+        engine::register_builtin(ctx, pipeline, values)?;
         engine::plan_views(ctx, pipeline, graph, values)
             .await
             .map_err(KpipeError::Config)?;

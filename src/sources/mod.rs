@@ -59,7 +59,7 @@ pub fn register_declared(ctx: &SessionContext, pipeline: &Pipeline) -> Result<()
         let table = EmptyTable::new(source.schema(pipeline.timezone_name()));
         register(ctx, &source.name, Arc::new(table))?;
     }
-    Ok(())
+    register_quarantine(ctx, Vec::new())
 }
 
 /// Reads every source once: lists its folder, checks every row against the contract,

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -116,4 +117,102 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&path, &target).unwrap();
         }
     }
+}
+
+/// Rows of a hand-worked CSV of `fixtures/expected/`, keyed by their first `key_len`
+/// columns. The files hold no quoted fields.
+pub fn expected_rows(
+    name: &str,
+    key_len: usize,
+) -> (Vec<String>, BTreeMap<Vec<String>, Vec<String>>) {
+    let text = std::fs::read_to_string(root().join("fixtures/expected").join(name)).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let cells: Vec<String> = l.split(',').map(String::from).collect();
+            (cells[..key_len].to_vec(), cells[key_len..].to_vec())
+        })
+        .collect();
+    (header, rows)
+}
+
+/// Asserts that `got` has exactly the rows of `expected`, numbers equal within 1e-9
+/// relative, listing every difference.
+pub fn assert_same_rows(
+    what: &str,
+    got: &BTreeMap<Vec<String>, Vec<String>>,
+    expected: &BTreeMap<Vec<String>, Vec<String>>,
+) {
+    let same = |a: &str, b: &str| {
+        a == b
+            || match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * y.abs().max(1.0),
+                _ => false,
+            }
+    };
+    let mut differences = Vec::new();
+    for key in expected
+        .keys()
+        .chain(got.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        match (expected.get(key), got.get(key)) {
+            (Some(e), Some(g))
+                if e.len() == g.len() && e.iter().zip(g).all(|(a, b)| same(b, a)) => {}
+            (e, g) => differences.push(format!("{key:?}: expected {e:?}, got {g:?}")),
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{what}: {} of {} expected rows differ:\n{}",
+        differences.len(),
+        expected.len(),
+        differences.join("\n")
+    );
+}
+
+/// Reads a table written by kpipe with DataFusion, every column as text (null as ""),
+/// keyed by its first `key_len` columns of `columns`.
+pub async fn written_rows(
+    ctx: &datafusion::prelude::SessionContext,
+    table_url: &str,
+    partitioned: bool,
+    columns: &[&str],
+    key_len: usize,
+) -> BTreeMap<Vec<String>, Vec<String>> {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let mut options = datafusion::prelude::ParquetReadOptions::default();
+    if partitioned {
+        options = options.table_partition_cols(vec![("period".to_string(), DataType::Utf8)]);
+    }
+    let frame = ctx.read_parquet(table_url, options).await.unwrap();
+    let frame = frame.select_columns(columns).unwrap();
+    let mut rows = BTreeMap::new();
+    for batch in frame.collect().await.unwrap() {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = (0..batch.num_columns())
+                .map(|c| {
+                    if batch.column(c).is_null(row) {
+                        String::new()
+                    } else {
+                        formatters[c].value(row).to_string()
+                    }
+                })
+                .collect();
+            assert!(
+                rows.insert(cells[..key_len].to_vec(), cells[key_len..].to_vec())
+                    .is_none(),
+                "duplicate {cells:?}"
+            );
+        }
+    }
+    rows
 }

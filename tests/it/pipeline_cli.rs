@@ -23,18 +23,25 @@ fn explain_prints_the_view_graph_and_where_outputs_go() {
             .unwrap_or_else(|| panic!("no {needle:?} in\n{stdout}"))
     };
     assert!(
-        position("  lead_facts ") < position("  lead_funnel "),
+        position("  lead_facts ") < position("  kpi_leads "),
         "build order:\n{stdout}"
     );
-    assert!(stdout.contains("reads lead_facts, periods"), "{stdout}");
     assert!(
-        stdout.contains(
-            "view lead_funnel -> s3://acme-kpi/marketing/lead_funnel/period=…/data.parquet"
-        ),
+        position("  kpi_leads ") < position("  kpi_values "),
+        "build order:\n{stdout}"
+    );
+    assert!(
+        position("  kpi_values ") < position("  scorecard "),
+        "build order:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("reads entities, lead_facts, owner_entities, periods"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("from lead_facts, leads, periods"),
+        stdout.contains(
+            "view kpi_values -> s3://acme-kpi/marketing/kpi_values/period=…/data.parquet"
+        ),
         "{stdout}"
     );
 }
@@ -53,7 +60,7 @@ fn run_writes_out_and_logs_json_without_personal_data() {
     // The default output root is ./out, relative to where kpipe runs.
     assert!(
         dir.path()
-            .join("out/lead_funnel/period=2026-06/data.parquet")
+            .join("out/kpi_values/period=2026-06/data.parquet")
             .is_file()
     );
 
@@ -66,14 +73,17 @@ fn run_writes_out_and_logs_json_without_personal_data() {
         .find(|e| e["message"] == "run finished")
         .expect("a closing summary");
     assert_eq!(
-        finished["rows_read"], 29,
-        "12 leads + 3 touches + 3 campaigns + 7 spend + 4 employees"
+        finished["rows_read"], 224,
+        "201 good rows and 23 bad ones (fixtures/expected/quarantine.csv)"
     );
     let view = events
         .iter()
         .find(|e| e["message"] == "view built" && e["view"] == "lead_facts")
         .unwrap();
-    assert_eq!(view["rows"], 11, "L09 is not known at the cutoff");
+    assert_eq!(
+        view["rows"], 25,
+        "26 good leads, and L09 is not known at the cutoff"
+    );
     for secret in ["hr@acme.example", "+86 138", "Li Wei"] {
         assert!(
             !stderr.contains(secret),
@@ -81,7 +91,7 @@ fn run_writes_out_and_logs_json_without_personal_data() {
         );
     }
     assert!(
-        text(&output.stdout).contains("output   lead_funnel"),
+        text(&output.stdout).contains("output   kpi_values"),
         "{}",
         text(&output.stdout)
     );
@@ -125,6 +135,7 @@ fn an_empty_local_folder_is_an_empty_required_extract() {
     let dir = tempfile::tempdir().unwrap();
     copy_fixtures(dir.path());
     std::fs::remove_file(dir.path().join("in/spend/spend.csv")).unwrap();
+    std::fs::remove_file(dir.path().join("in/spend/bad-rows.csv")).unwrap();
     let output = run_shipped(dir.path(), "in", &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(

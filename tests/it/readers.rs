@@ -1,4 +1,5 @@
-//! Outputs open in real readers, DuckDB and pyarrow, with Hive partitions recognised.
+//! Outputs open in real readers, DuckDB and pyarrow, with Hive partitions recognised and
+//! the column names and types of outputs.md.
 
 use crate::common::{root, run_python, run_shipped, text};
 
@@ -11,72 +12,91 @@ fn run_marketing() -> tempfile::TempDir {
     dir
 }
 
+/// Prints `name: [(column, type), ...]` for every partitioned output, as DuckDB reads it.
 const DUCKDB: &str = r#"
 import sys, duckdb
 out = sys.argv[1]
 con = duckdb.connect()
-rel = con.sql(f"SELECT * FROM read_parquet('{out}/lead_funnel/*/*.parquet', hive_partitioning = true)")
-print("columns", [(n, str(t)) for n, t in zip(rel.columns, rel.types)])
-print("rows", con.execute(f"SELECT count(*) FROM read_parquet('{out}/lead_funnel/*/*.parquet', hive_partitioning = true)").fetchone()[0])
-print("june", con.execute(f"SELECT channel, leads, effective_leads FROM read_parquet('{out}/lead_funnel/*/*.parquet', hive_partitioning = true) WHERE period = '2026-06' ORDER BY channel").fetchall())
-print("spend", con.execute(f"SELECT typeof(spend), sum(spend) FROM read_parquet('{out}/channel_spend/*/*.parquet', hive_partitioning = true) GROUP BY 1").fetchall())
+for table in ["kpi_values", "scorecard", "scorecard_summary", "channel_performance", "followup_impact", "churn_reasons"]:
+    rel = con.sql(f"SELECT * FROM read_parquet('{out}/{table}/*/*.parquet', hive_partitioning = true)")
+    print(f"{table}: {[(n, str(t)) for n, t in zip(rel.columns, rel.types)]}")
+print("rows:", con.execute(f"SELECT count(*) FROM read_parquet('{out}/kpi_values/*/*.parquet', hive_partitioning = true)").fetchone()[0])
+print("cpl:", con.execute(f"SELECT actual FROM read_parquet('{out}/kpi_values/*/*.parquet', hive_partitioning = true) WHERE period = '2026-02' AND entity_id = 'company' AND kpi = 'cpl'").fetchone()[0])
 "#;
 
 #[test]
-fn duckdb_reads_the_partitioned_outputs() {
+fn duckdb_reads_every_partitioned_output_with_the_types_of_outputs_md() {
     let dir = run_marketing();
     let out = dir.path().join("out");
     let stdout = run_python(DUCKDB, &[out.to_str().unwrap()]);
     let line = |key: &str| {
         stdout
             .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
             .unwrap_or_else(|| panic!("{stdout}"))
             .to_string()
     };
     assert_eq!(
-        line("columns"),
-        "[('channel', 'VARCHAR'), ('leads', 'BIGINT'), ('effective_leads', 'BIGINT'), \
-         ('lead_quality_rate', 'DOUBLE'), ('as_of', 'DATE'), ('period', 'VARCHAR')]"
+        line("kpi_values"),
+        "[('level', 'VARCHAR'), ('entity_id', 'VARCHAR'), ('kpi', 'VARCHAR'), ('actual', 'DOUBLE'), \
+         ('numerator', 'DOUBLE'), ('denominator', 'DOUBLE'), ('is_final', 'BOOLEAN'), ('as_of', 'DATE'), \
+         ('period', 'VARCHAR')]"
     );
-    assert_eq!(line("rows"), "9");
-    assert_eq!(line("june"), "[('trade_show', 1, 0), ('whitepaper', 2, 1)]");
-    // 1500.50 + 300.00 + 250.25 + 99.99, as an exact decimal.
-    assert_eq!(line("spend"), "[('DECIMAL(18,2)', Decimal('2150.74'))]");
+    assert_eq!(
+        line("scorecard"),
+        "[('level', 'VARCHAR'), ('entity_id', 'VARCHAR'), ('kpi', 'VARCHAR'), ('actual', 'DOUBLE'), \
+         ('numerator', 'DOUBLE'), ('denominator', 'DOUBLE'), ('target', 'DOUBLE'), ('direction', 'VARCHAR'), \
+         ('attainment', 'DOUBLE'), ('plan_weight', 'DOUBLE'), ('weight', 'DOUBLE'), ('weighted_score', 'DOUBLE'), \
+         ('applicable', 'BOOLEAN'), ('missing', 'BOOLEAN'), ('is_final', 'BOOLEAN'), ('plan', 'VARCHAR'), \
+         ('as_of', 'DATE'), ('period', 'VARCHAR')]"
+    );
+    assert_eq!(
+        line("scorecard_summary"),
+        "[('level', 'VARCHAR'), ('entity_id', 'VARCHAR'), ('score', 'DOUBLE'), ('is_final', 'BOOLEAN'), \
+         ('plan', 'VARCHAR'), ('flags', 'VARCHAR[]'), ('as_of', 'DATE'), ('period', 'VARCHAR')]"
+    );
+    assert_eq!(
+        line("channel_performance"),
+        "[('channel', 'VARCHAR'), ('leads', 'BIGINT'), ('effective_leads', 'BIGINT'), \
+         ('lead_quality_rate', 'DOUBLE'), ('spend', 'DECIMAL(18,2)'), ('cpl', 'DOUBLE'), \
+         ('lead_to_customer_rate_90d', 'DOUBLE'), ('is_final', 'BOOLEAN'), ('as_of', 'DATE'), ('period', 'VARCHAR')]"
+    );
+    assert_eq!(
+        line("followup_impact"),
+        "[('touched_within_24h', 'BOOLEAN'), ('effective_leads', 'BIGINT'), ('converted_90d', 'BIGINT'), \
+         ('conversion_rate', 'DOUBLE'), ('is_final', 'BOOLEAN'), ('as_of', 'DATE'), ('period', 'VARCHAR')]"
+    );
+    assert_eq!(
+        line("churn_reasons"),
+        "[('churn_reason', 'VARCHAR'), ('responses', 'BIGINT'), ('share', 'DOUBLE'), ('as_of', 'DATE'), \
+         ('period', 'VARCHAR')]"
+    );
+    assert_eq!(line("rows"), "458");
+    assert_eq!(line("cpl"), "850.25");
 }
 
 const PYARROW: &str = r#"
 import sys
 import pyarrow.dataset as ds
 out = sys.argv[1]
-table = ds.dataset(f"{out}/channel_spend", format="parquet", partitioning="hive").to_table()
-print("schema", [(f.name, str(f.type)) for f in table.schema])
-rows = sorted(table.to_pylist(), key=lambda r: (r["period"], r["channel"]))
-print("first", rows[0]["period"], rows[0]["channel"], rows[0]["spend"], rows[0]["cpl"])
-print("nulls", sum(1 for r in rows if r["cpl"] is None))
-flat = ds.dataset(f"{out}/campaign_spend", format="parquet").to_table()
-print("campaigns", flat.num_rows, flat.column("owner_id").to_pylist())
+q = ds.dataset(f"{out}/quarantine", format="parquet").to_table()
+print("quarantine", [(f.name, str(f.type)) for f in q.schema], q.num_rows)
+s = ds.dataset(f"{out}/scorecard_summary", format="parquet", partitioning="hive").to_table()
+rows = [r for r in s.to_pylist() if r["entity_id"] == "E1" and r["period"] == "2026-02"]
+print("flags", rows[0]["flags"])
 "#;
 
 #[test]
-fn pyarrow_reads_the_partitioned_outputs() {
+fn pyarrow_reads_the_quarantine_and_the_flags() {
     let dir = run_marketing();
     let out = dir.path().join("out");
     let stdout = run_python(PYARROW, &[out.to_str().unwrap()]);
     assert!(
         stdout.contains(
-            "schema [('channel', 'string'), ('spend', 'decimal128(18, 2)'), ('effective_leads', 'int64'), \
-             ('cpl', 'double'), ('as_of', 'date32[day]'), ('period', 'string')]"
+            "quarantine [('run_id', 'string'), ('table', 'string'), ('file', 'string'), ('line', 'int64'), \
+             ('column', 'string'), ('reason', 'string'), ('record', 'string')] 23"
         ),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("first 2026-02 linkedin 1500.50 1500.5"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("nulls 6"), "{stdout}");
-    assert!(
-        stdout.contains("campaigns 3 ['E1', 'E2', None]"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("flags ['promotion_priority']"), "{stdout}");
 }

@@ -1,88 +1,25 @@
 //! A full run of the shipped pipeline on `fixtures/`, through `file://` and `memory://`,
-//! with every output value worked out by hand below.
-//!
-//! The window for as_of 2026-06-30 is 2026-02 .. 2026-06; the cutoff is
-//! 2026-07-01T00:00+08:00 = 2026-06-30T16:00Z. Leads, by Shanghai month of creation:
-//!
-//! | lead | month | channel | effective? why |
-//! |---|---|---|---|
-//! | L10 | 2026-01 | organic | yes, but before the window |
-//! | L01 | 2026-02 | linkedin | yes |
-//! | L02 | 2026-02 | webinar | no: company_size 30 < 50 |
-//! | L03 | 2026-03 | linkedin | no: industry finance |
-//! | L04 | 2026-04 | search_ads | yes: 2026-03-31T17:30Z is April 1 in Shanghai |
-//! | L05 | 2026-04 | webinar | no: contact_role hr_staff |
-//! | L06 | 2026-04 | referral | no: industry `Internet` is not `internet` |
-//! | L07 | 2026-05 | linkedin | yes (no owner; quoted newlines in the CSV) |
-//! | L08 | 2026-06 | trade_show | no: form_budget 0.00 (created 23:59:59 June 30) |
-//! | L09 | - | linkedin | not known: created exactly at the cutoff |
-//! | L11 | 2026-06 | whitepaper | no: form_positions is blank |
-//! | L12 | 2026-06 | whitepaper | yes: company_size 50 is enough |
-//!
-//! Spend known at as_of by month and channel: 2026-02 linkedin 1000.00 + 500.50
-//! (channel-wide) = 1500.50; 2026-03 webinar 300.00; 2026-04 search_ads 250.25;
-//! 2026-06 whitepaper 99.99. 2026-01-31 is before the window, 2026-07-01 after as_of.
+//! compared with the values worked out by hand in `fixtures/WORKED.md` and written in
+//! `fixtures/expected/` (which `fixtures/reference.py`, an independent Python
+//! implementation, also reproduces: see `reference_implementation_agrees`).
 
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 use kpipe::Runner;
 use kpipe::storage::Stores;
-use object_store::ObjectStoreExt;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
-use crate::common::{marketing, root};
+use crate::common::{assert_same_rows, expected_rows, marketing, python, root, written_rows};
 
 fn as_of() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 6, 30).unwrap()
 }
-
-const LEAD_FUNNEL: &str = "\
-+---------+------------+-------+-----------------+-------------------+------------+
-| period  | channel    | leads | effective_leads | lead_quality_rate | as_of      |
-+---------+------------+-------+-----------------+-------------------+------------+
-| 2026-02 | linkedin   | 1     | 1               | 1.0               | 2026-06-30 |
-| 2026-02 | webinar    | 1     | 0               | 0.0               | 2026-06-30 |
-| 2026-03 | linkedin   | 1     | 0               | 0.0               | 2026-06-30 |
-| 2026-04 | referral   | 1     | 0               | 0.0               | 2026-06-30 |
-| 2026-04 | search_ads | 1     | 1               | 1.0               | 2026-06-30 |
-| 2026-04 | webinar    | 1     | 0               | 0.0               | 2026-06-30 |
-| 2026-05 | linkedin   | 1     | 1               | 1.0               | 2026-06-30 |
-| 2026-06 | trade_show | 1     | 0               | 0.0               | 2026-06-30 |
-| 2026-06 | whitepaper | 2     | 1               | 0.5               | 2026-06-30 |
-+---------+------------+-------+-----------------+-------------------+------------+";
-
-/// A zero denominator gives a null cost; zero spend over an effective lead costs 0.
-const CHANNEL_SPEND: &str = "\
-+---------+------------+---------+-----------------+--------+------------+
-| period  | channel    | spend   | effective_leads | cpl    | as_of      |
-+---------+------------+---------+-----------------+--------+------------+
-| 2026-02 | linkedin   | 1500.50 | 1               | 1500.5 | 2026-06-30 |
-| 2026-02 | webinar    | 0.00    | 0               |        | 2026-06-30 |
-| 2026-03 | linkedin   | 0.00    | 0               |        | 2026-06-30 |
-| 2026-03 | webinar    | 300.00  | 0               |        | 2026-06-30 |
-| 2026-04 | referral   | 0.00    | 0               |        | 2026-06-30 |
-| 2026-04 | search_ads | 250.25  | 1               | 250.25 | 2026-06-30 |
-| 2026-04 | webinar    | 0.00    | 0               |        | 2026-06-30 |
-| 2026-05 | linkedin   | 0.00    | 1               | 0.0    | 2026-06-30 |
-| 2026-06 | trade_show | 0.00    | 0               |        | 2026-06-30 |
-| 2026-06 | whitepaper | 99.99   | 1               | 99.99  | 2026-06-30 |
-+---------+------------+---------+-----------------+--------+------------+";
-
-/// Read from the Parquet fixture of campaigns; C3 has no owner.
-const CAMPAIGN_SPEND: &str = "\
-+---------+-------------+-------------------+---------------+----------+---------+------------+
-| period  | campaign_id | campaign_name     | campaign_kind | owner_id | spend   | as_of      |
-+---------+-------------+-------------------+---------------+----------+---------+------------+
-| 2026-02 | C1          | LinkedIn Q1       | ads           | E1       | 1000.00 | 2026-06-30 |
-| 2026-03 | C2          | HR webinar series | webinar       | E2       | 300.00  | 2026-06-30 |
-| 2026-06 | C3          | Hiring guide 2026 | whitepaper    |          | 99.99   | 2026-06-30 |
-+---------+-------------+-------------------+---------------+----------+---------+------------+";
 
 /// Runs the shipped pipeline from `input` to `output` with the default stores.
 async fn run_marketing(input: &Url, output: &Url, as_of: NaiveDate) -> kpipe::RunSummary {
@@ -93,75 +30,36 @@ async fn run_marketing(input: &Url, output: &Url, as_of: NaiveDate) -> kpipe::Ru
         .unwrap()
 }
 
-/// Reads table `name` under `root` back with DataFusion, partitions included, sorted.
-async fn read_back(ctx: &SessionContext, root: &Url, name: &str, partitioned: bool) -> String {
-    let mut options = ParquetReadOptions::default();
-    if partitioned {
-        options = options.table_partition_cols(vec![("period".to_string(), DataType::Utf8)]);
-    }
-    let url = root.join(&format!("{name}/")).unwrap();
-    let frame = ctx.read_parquet(url.as_str(), options).await.unwrap();
-    let columns: Vec<String> = frame
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let mut order = vec!["period".to_string()];
-    order.extend(columns.iter().filter(|c| *c != "period").cloned());
-    let ordered: Vec<&str> = order.iter().map(String::as_str).collect();
-    let frame = frame.select_columns(&ordered).unwrap();
-    let sort = order
-        .iter()
-        .take(3)
-        .map(|c| datafusion::prelude::col(c.as_str()).sort(true, true))
-        .collect();
-    let batches = frame.sort(sort).unwrap().collect().await.unwrap();
-    pretty_format_batches(&batches).unwrap().to_string()
+fn fixtures_url() -> Url {
+    Url::from_directory_path(root().join("fixtures")).unwrap()
 }
 
-async fn assert_outputs(ctx: &SessionContext, out: &Url) {
-    assert_eq!(read_back(ctx, out, "lead_funnel", true).await, LEAD_FUNNEL);
-    assert_eq!(
-        read_back(ctx, out, "channel_spend", true).await,
-        CHANNEL_SPEND
-    );
-    assert_eq!(
-        read_back(ctx, out, "campaign_spend", false).await,
-        CAMPAIGN_SPEND
-    );
+const KPI_COLUMNS: &[&str] = &[
+    "period",
+    "level",
+    "entity_id",
+    "kpi",
+    "actual",
+    "numerator",
+    "denominator",
+    "is_final",
+];
+
+/// Every kpi_values row equals its hand-worked value (fixtures/expected/kpi_values.csv).
+async fn assert_kpi_values(ctx: &SessionContext, out: &Url) {
+    let (_, expected) = expected_rows("kpi_values.csv", 4);
+    let table = out.join("kpi_values/").unwrap();
+    let got = written_rows(ctx, table.as_str(), true, KPI_COLUMNS, 4).await;
+    assert_same_rows("kpi_values", &got, &expected);
 }
 
 #[tokio::test]
-async fn runs_on_local_files_and_writes_hive_partitions() {
+async fn every_kpi_matches_the_hand_worked_fixture() {
     let out = tempfile::tempdir().unwrap();
-    let input = Url::from_directory_path(root().join("fixtures")).unwrap();
     let output = Url::from_directory_path(out.path()).unwrap();
+    let summary = run_marketing(&fixtures_url(), &output, as_of()).await;
 
-    let summary = run_marketing(&input, &output, as_of()).await;
-
-    let read = |name: &str| {
-        summary
-            .sources
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap()
-            .rows_read
-    };
-    assert_eq!(
-        (
-            read("leads"),
-            read("spend"),
-            read("employees"),
-            read("campaigns")
-        ),
-        (12, 7, 4, 3)
-    );
-    assert_eq!(
-        read("invoices"),
-        0,
-        "an absent optional extract is an empty table"
-    );
+    assert_kpi_values(&SessionContext::new(), &output).await;
     let files = |name: &str| {
         summary
             .outputs
@@ -171,31 +69,54 @@ async fn runs_on_local_files_and_writes_hive_partitions() {
             .files
             .len()
     };
-    assert_eq!(
-        files("lead_funnel"),
-        5,
-        "one object per month of the window"
-    );
+    assert_eq!(files("kpi_values"), 5, "one object per month of the window");
     assert!(
         out.path()
-            .join("lead_funnel/period=2026-04/data.parquet")
+            .join("kpi_values/period=2026-04/data.parquet")
             .is_file()
     );
-    assert!(out.path().join("campaign_spend/data.parquet").is_file());
+}
 
-    assert_outputs(&SessionContext::new(), &output).await;
+#[tokio::test]
+async fn the_quarantine_matches_the_hand_worked_fixture() {
+    let out = tempfile::tempdir().unwrap();
+    let output = Url::from_directory_path(out.path()).unwrap();
+    let summary = run_marketing(&fixtures_url(), &output, as_of()).await;
+
+    let (_, expected) = expected_rows("quarantine.csv", 3);
+    let columns = ["table", "file", "line", "column", "reason"];
+    let got = written_rows(
+        &SessionContext::new(),
+        output.join("quarantine/").unwrap().as_str(),
+        false,
+        &columns,
+        3,
+    )
+    .await;
+    // Files are named by URL in the quarantine; the expected file names them under fixtures/.
+    let prefix = format!("{}", fixtures_url());
+    let got = got
+        .into_iter()
+        .map(|(mut key, value)| {
+            key[1] = key[1].trim_start_matches(prefix.as_str()).to_string();
+            (key, value)
+        })
+        .collect();
+    assert_same_rows("quarantine", &got, &expected);
+
+    let bad: u64 = summary.sources.iter().map(|s| s.rows_bad).sum();
+    assert_eq!(bad, 23);
 }
 
 #[tokio::test]
 async fn a_rerun_on_the_same_inputs_writes_the_same_bytes() {
     let out = tempfile::tempdir().unwrap();
-    let input = Url::from_directory_path(root().join("fixtures")).unwrap();
     let output = Url::from_directory_path(out.path()).unwrap();
-    let object = out.path().join("channel_spend/period=2026-02/data.parquet");
+    let object = out.path().join("kpi_values/period=2026-02/data.parquet");
 
-    run_marketing(&input, &output, as_of()).await;
+    run_marketing(&fixtures_url(), &output, as_of()).await;
     let first = std::fs::read(&object).unwrap();
-    run_marketing(&input, &output, as_of()).await;
+    run_marketing(&fixtures_url(), &output, as_of()).await;
     let second = std::fs::read(&object).unwrap();
 
     assert_eq!(first, second);
@@ -246,35 +167,82 @@ async fn runs_on_in_memory_object_storage() {
 
     let written = results
         .get(&ObjectPath::from(
-            "marketing/lead_funnel/period=2026-06/data.parquet",
+            "marketing/kpi_values/period=2026-06/data.parquet",
         ))
         .await;
     assert!(written.is_ok(), "the output is in the in-memory store");
+    let staged: Vec<_> = results
+        .list(Some(&ObjectPath::from("marketing/_staging")))
+        .collect()
+        .await;
+    assert!(staged.is_empty(), "staging is removed: {staged:?}");
     let ctx = SessionContext::new();
-    let base = Url::parse("memory://results").unwrap();
-    ctx.register_object_store(&base, results);
-    assert_outputs(&ctx, &Url::parse("memory://results/marketing/").unwrap()).await;
+    ctx.register_object_store(&Url::parse("memory://results").unwrap(), results);
+    assert_kpi_values(&ctx, &Url::parse("memory://results/marketing/").unwrap()).await;
 }
 
 #[tokio::test]
 async fn an_earlier_as_of_sees_only_what_had_happened_by_then() {
     let out = tempfile::tempdir().unwrap();
-    let input = Url::from_directory_path(root().join("fixtures")).unwrap();
     let output = Url::from_directory_path(out.path()).unwrap();
-    // as_of 2026-03-31: the window is 2025-11 .. 2026-03; L04 (April 1 in Shanghai) and
-    // everything later is not known yet.
-    let as_of = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
-    run_marketing(&input, &output, as_of).await;
+    // as_of 2026-03-31: the window is 2025-11 .. 2026-03, and L04 (created
+    // 2026-03-31T17:30Z, April 1 in Shanghai) is not known yet. March's leads are the
+    // same as in the June run: L21, L03, L14 and L23 (WORKED.md, section 2).
+    run_marketing(
+        &fixtures_url(),
+        &output,
+        NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+    )
+    .await;
+    let got = written_rows(
+        &SessionContext::new(),
+        output.join("kpi_values/").unwrap().as_str(),
+        true,
+        KPI_COLUMNS,
+        4,
+    )
+    .await;
+    let periods: std::collections::BTreeSet<&str> = got.keys().map(|k| k[0].as_str()).collect();
+    assert_eq!(
+        periods.into_iter().collect::<Vec<_>>(),
+        ["2025-11", "2025-12", "2026-01", "2026-02", "2026-03"]
+    );
+    let company_leads = |period: &str| {
+        got[&vec![
+            period.into(),
+            "company".into(),
+            "company".into(),
+            "leads".into(),
+        ]][0]
+            .clone()
+    };
+    assert_eq!(company_leads("2026-03"), "4.0");
+    // Follow-up windows of March leads assigned late in the month are still open.
+    let followup = &got[&vec![
+        "2026-03".into(),
+        "company".into(),
+        "company".into(),
+        "followup_24h_rate".into(),
+    ]];
+    assert_eq!(followup[3], "false", "{followup:?}");
+}
 
-    let text = read_back(&SessionContext::new(), &output, "lead_funnel", true).await;
-    let periods: Vec<&str> = text
-        .lines()
-        .skip(3)
-        .filter_map(|l| l.split('|').nth(1))
-        .map(str::trim)
-        .collect();
-    assert_eq!(periods, ["2026-01", "2026-02", "2026-02", "2026-03"]);
-    assert!(!text.contains("search_ads"), "{text}");
+#[test]
+fn reference_implementation_agrees() {
+    let output = std::process::Command::new(python())
+        .arg(root().join("fixtures/reference.py"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("OK: reference.py agrees with every hand-made expected value"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -309,4 +277,144 @@ fn the_shipped_plans_are_those_of_plans_md() {
     );
     assert_eq!(april.scored[3].targets.employee, 400.0);
     assert_eq!(pipeline.kpis.len(), 18, "every KPI id of kpis.md");
+}
+
+#[tokio::test]
+async fn the_analysis_outputs_match_the_hand_worked_fixture() {
+    let out = tempfile::tempdir().unwrap();
+    let output = Url::from_directory_path(out.path()).unwrap();
+    run_marketing(&fixtures_url(), &output, as_of()).await;
+    let ctx = SessionContext::new();
+    for (name, key_len) in [
+        ("channel_performance", 2),
+        ("followup_impact", 2),
+        ("churn_reasons", 2),
+    ] {
+        let (header, expected) = expected_rows(&format!("{name}.csv"), key_len);
+        let columns: Vec<&str> = header.iter().map(String::as_str).collect();
+        let got = written_rows(
+            &ctx,
+            output.join(&format!("{name}/")).unwrap().as_str(),
+            true,
+            &columns,
+            key_len,
+        )
+        .await;
+        assert_same_rows(name, &got, &expected);
+    }
+}
+
+/// Scores worked by hand from fixtures/expected/kpi_values.csv and plans.md
+/// (weights w, targets t, cap 1.5; "n/a" = a ratio of 0/0, left out and the other
+/// weights scaled up):
+///
+/// * E1, 2026-03, launch: effective_leads 1/50 = 0.02 (w .4); webinar attendance n/a
+///   (w .3); new paying customers 1/4 = 0.25 (w .2); cpl 0 spent over 1 effective lead
+///   = 0, lower is better, so the cap 1.5 (w .1). Score (.4×.02 + .2×.25 + .1×1.5)/.7 =
+///   .208/.7 = 0.297142857.
+/// * E2, 2026-04, focus: effective_leads 1/40 (w .3); 90-day conversion 0/1 = 0 (w .3);
+///   trial retention n/a (w .2); cpl 150 spent over no effective lead is missing and
+///   attains 0 (w .2). Score (.3×.025)/.8 = 0.009375.
+/// * company, 2026-04, focus: effective_leads 2/150 (w .3); conversion .5/.3 = 1.67,
+///   capped at 1.5 (w .3); trial retention 1/.6, capped (w .2); cpl 400/200.125, capped
+///   (w .2). Score .004 + .45 + .3 + .3 = 1.054.
+/// * E1, 2026-05, focus: effective_leads 0/40 (w .3), conversion n/a, retention n/a, cpl
+///   0 → 1.5 (w .2). Score (.2×1.5)/.5 = 0.6.
+/// * E3, 2026-05 (joined mid-May): only effective_leads is applicable, 0/40. Score 0.
+///
+/// promotion_priority (90-day conversion ≥ 0.30, employees only, provisional too): E1
+/// converts 1/1 in February, March and April; nothing to measure in May and June.
+#[tokio::test]
+async fn scorecards_match_the_hand_worked_scores() {
+    let out = tempfile::tempdir().unwrap();
+    let output = Url::from_directory_path(out.path()).unwrap();
+    run_marketing(&fixtures_url(), &output, as_of()).await;
+    let ctx = SessionContext::new();
+    let summary = written_rows(
+        &ctx,
+        output.join("scorecard_summary/").unwrap().as_str(),
+        true,
+        &[
+            "period",
+            "level",
+            "entity_id",
+            "score",
+            "plan",
+            "flags",
+            "is_final",
+        ],
+        3,
+    )
+    .await;
+    let row = |period: &str, level: &str, entity: &str| {
+        summary[&vec![period.to_string(), level.to_string(), entity.to_string()]].clone()
+    };
+    let score = |period, level, entity| row(period, level, entity)[0].parse::<f64>().unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    assert!(close(score("2026-03", "employee", "E1"), 0.208 / 0.7));
+    assert!(close(score("2026-04", "employee", "E2"), 0.009375));
+    assert!(close(score("2026-04", "company", "company"), 1.054));
+    assert!(close(score("2026-05", "employee", "E1"), 0.6));
+    assert!(close(score("2026-05", "employee", "E3"), 0.0));
+    assert_eq!(row("2026-03", "employee", "E1")[1], "launch");
+    assert_eq!(row("2026-04", "employee", "E2")[1], "focus");
+    for period in ["2026-02", "2026-03", "2026-04"] {
+        assert_eq!(
+            row(period, "employee", "E1")[2],
+            "[promotion_priority]",
+            "{period}"
+        );
+    }
+    assert_eq!(row("2026-05", "employee", "E1")[2], "[]");
+    assert_eq!(
+        row("2026-04", "team", "north")[2],
+        "[]",
+        "flags are for employees only"
+    );
+    assert_eq!(
+        row("2026-04", "company", "company")[3],
+        "false",
+        "the 90-day window of April is open"
+    );
+    assert_eq!(row("2026-03", "employee", "E1")[3], "true");
+    assert_eq!(
+        summary.len(),
+        28,
+        "23 employee and team months and 5 company months"
+    );
+
+    let card = written_rows(
+        &ctx,
+        output.join("scorecard/").unwrap().as_str(),
+        true,
+        &[
+            "period",
+            "entity_id",
+            "kpi",
+            "attainment",
+            "weight",
+            "applicable",
+            "missing",
+        ],
+        3,
+    )
+    .await;
+    let kpi = |period: &str, entity: &str, kpi: &str| {
+        card[&vec![period.into(), entity.into(), kpi.into()]].clone()
+    };
+    assert_eq!(
+        kpi("2026-04", "E2", "cpl"),
+        ["0.0", "0.25", "true", "true"],
+        "money spent, no lead: missing"
+    );
+    assert_eq!(
+        kpi("2026-04", "E2", "trial_retention_30d"),
+        ["", "0.0", "false", "false"],
+        "0/0: not applicable"
+    );
+    assert_eq!(
+        kpi("2026-04", "company", "lead_to_customer_rate_90d")[0],
+        "1.5",
+        "capped"
+    );
 }
