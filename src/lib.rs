@@ -8,6 +8,7 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod manifest;
 pub mod run;
 pub mod sinks;
 pub mod sources;

@@ -2,16 +2,19 @@
 //! view graph) and run (read, build, write, summarise).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
 use url::Url;
 
 use crate::config::{Diagnostics, Pipeline};
 use crate::engine::{self, RunValues, ViewGraph};
 use crate::error::{KpipeError, Result};
+use crate::manifest;
 use crate::sinks::parquet::{WrittenFile, write_table};
 use crate::sources::{self, QUARANTINE, SourceListing};
 use crate::storage::{Stores, object_path};
@@ -90,6 +93,7 @@ impl Runner {
     /// writes every output. The staged extracts are removed at the end, whatever
     /// happened.
     pub async fn run(&mut self, as_of: NaiveDate) -> Result<RunSummary> {
+        let started_at = chrono::Utc::now();
         let started = Instant::now();
         let values = RunValues::try_new(&self.pipeline, as_of)?;
         let run_id = new_run_id(as_of);
@@ -98,16 +102,138 @@ impl Runner {
         let ctx = engine::session(&self.pipeline, &mut self.stores)?;
         let graph = engine::view_graph(&self.pipeline, &ctx).map_err(KpipeError::Config)?;
         let staging = folder(&self.pipeline.output_root, &format!("_staging/{run_id}"))?;
+        let mut summary = RunSummary {
+            as_of,
+            run_id: run_id.clone(),
+            sources: Vec::new(),
+            views: Vec::new(),
+            outputs: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
         let result = self
-            .run_staged(&ctx, &graph, &values, &staging, &run_id)
+            .run_staged(&ctx, &graph, &values, &staging, &mut summary)
             .await;
         if let Err(e) = remove_folder(&mut self.stores, &staging).await {
             tracing::warn!(error = %e, "could not remove the staged extracts");
         }
-        let mut summary = result?;
         summary.elapsed = started.elapsed();
+
+        // The manifest is the last thing a run writes: without it, the run did not
+        // happen. A run that failed after reading its inputs records why.
+        let manifest = self.manifest(&summary, &values, started_at, result.as_ref().err());
+        self.write_manifest(&manifest).await?;
+        result?;
         log_summary(&summary);
         Ok(summary)
+    }
+
+    fn manifest(
+        &self,
+        summary: &RunSummary,
+        values: &RunValues,
+        started_at: chrono::DateTime<chrono::Utc>,
+        error: Option<&KpipeError>,
+    ) -> manifest::Manifest {
+        let pipeline = &self.pipeline;
+        let base = crate::storage::base_of(&pipeline.output_root);
+        let mut inputs = Vec::new();
+        for listing in &summary.sources {
+            for meta in &listing.files {
+                let path = format!(
+                    "{}/{}",
+                    crate::storage::base_of(&pipeline.input_root),
+                    meta.location
+                );
+                let counted = listing
+                    .file_rows
+                    .iter()
+                    .find(|(file, _, _)| file.ends_with(meta.location.as_ref()));
+                inputs.push(manifest::InputFile {
+                    source: listing.name.clone(),
+                    path,
+                    size: meta.size,
+                    etag: meta.e_tag.clone(),
+                    last_modified: meta.last_modified,
+                    rows_read: counted.map_or(0, |c| c.1),
+                    rows_quarantined: counted.map_or(0, |c| c.2),
+                });
+            }
+        }
+        let outputs = summary
+            .outputs
+            .iter()
+            .flat_map(|o| {
+                o.files.iter().map(|f| manifest::OutputFile {
+                    table: o.name.clone(),
+                    path: format!("{base}/{}", f.path),
+                    rows: f.rows as u64,
+                })
+            })
+            .collect();
+        let mut timings: Vec<manifest::Timing> = Vec::new();
+        let timing = |step, name: &str, d: Duration| manifest::Timing {
+            step,
+            name: name.to_string(),
+            ms: ms(d),
+        };
+        timings.extend(
+            summary
+                .sources
+                .iter()
+                .map(|s| timing("source", &s.name, s.elapsed)),
+        );
+        timings.extend(
+            summary
+                .views
+                .iter()
+                .map(|v| timing("view", &v.name, v.elapsed)),
+        );
+        timings.extend(
+            summary
+                .outputs
+                .iter()
+                .map(|o| timing("output", &o.name, o.elapsed)),
+        );
+        timings.push(timing("run", &pipeline.name, summary.elapsed));
+        manifest::Manifest {
+            format: manifest::FORMAT,
+            run_id: summary.run_id.clone(),
+            pipeline: manifest::pipeline_version(pipeline),
+            plans: manifest::plan_versions(pipeline),
+            as_of: summary.as_of,
+            periods: values.periods(),
+            started_at,
+            finished_at: chrono::Utc::now(),
+            outcome: if error.is_some() {
+                "failed"
+            } else {
+                "succeeded"
+            },
+            error: error.map(|e| manifest::RunError {
+                exit_code: e.exit_code(),
+                message: e.to_string(),
+            }),
+            inputs,
+            outputs,
+            timings_ms: timings,
+        }
+    }
+
+    /// Writes `runs/<run_id>.json` under the output root in one PUT.
+    async fn write_manifest(&mut self, manifest: &manifest::Manifest) -> Result<()> {
+        let root = &self.pipeline.output_root;
+        let store = self.stores.store_for(root)?;
+        let path = object_path(root)?
+            .join("runs")
+            .join(format!("{}.json", manifest.run_id));
+        let body = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| KpipeError::Internal(format!("serialising the manifest: {e}")))?;
+        store
+            .put(&path, body.into())
+            .await
+            .map_err(|e| KpipeError::from_store(e, &format!("writing the run manifest {path}")))?;
+        tracing::info!(manifest = %path, outcome = manifest.outcome, "run manifest written");
+        Ok(())
     }
 
     async fn run_staged(
@@ -116,11 +242,13 @@ impl Runner {
         graph: &ViewGraph,
         values: &RunValues,
         staging: &Url,
-        run_id: &str,
-    ) -> Result<RunSummary> {
+        summary: &mut RunSummary,
+    ) -> Result<()> {
         let pipeline = &self.pipeline;
-        let sources =
-            sources::register_all(ctx, pipeline, &mut self.stores, staging, run_id).await?;
+        let run_id = summary.run_id.clone();
+        summary.sources =
+            sources::register_all(ctx, pipeline, &mut self.stores, staging, &run_id).await?;
+        let periods = values.periods();
         let quarantine = write_output(
             ctx,
             &mut self.stores,
@@ -128,9 +256,11 @@ impl Runner {
             QUARANTINE,
             QUARANTINE,
             &[],
+            &periods,
         )
         .await?;
-        check_bad_rows(pipeline, &sources)?;
+        summary.outputs.push(quarantine);
+        check_bad_rows(pipeline, &summary.sources)?;
         engine::register_builtin(ctx, pipeline, values)?;
         engine::plan_views(ctx, pipeline, graph, values)
             .await
@@ -139,13 +269,11 @@ impl Runner {
         // TODO(benchmark issue): counting a view's rows runs it once more than the
         // outputs need; at 10M+ leads this should become a setting or come from the
         // written outputs' own metrics.
-        let mut views = Vec::new();
         for view in &graph.views {
             let stat = count(ctx, &view.name, "building view").await?;
             tracing::info!(view = %stat.name, rows = stat.rows, ms = ms(stat.elapsed), "view built");
-            views.push(stat);
+            summary.views.push(stat);
         }
-        let mut outputs = vec![quarantine];
         for output in &pipeline.outputs {
             let root = &pipeline.output_root;
             let stat = write_output(
@@ -155,18 +283,12 @@ impl Runner {
                 &output.name,
                 &output.view,
                 &output.partition_by,
+                &periods,
             )
             .await?;
-            outputs.push(stat);
+            summary.outputs.push(stat);
         }
-        Ok(RunSummary {
-            as_of: values.as_of,
-            run_id: run_id.to_string(),
-            sources,
-            views,
-            outputs,
-            elapsed: Duration::ZERO,
-        })
+        Ok(())
     }
 }
 
@@ -207,6 +329,7 @@ async fn write_output(
     name: &str,
     view: &str,
     partition_by: &[String],
+    periods: &[String],
 ) -> Result<OutputStat> {
     let started = Instant::now();
     let frame = ctx
@@ -215,7 +338,10 @@ async fn write_output(
         .map_err(|e| KpipeError::from_engine(e, &format!("output {name}")))?;
     let store = stores.store_for(root)?;
     let table = object_path(root)?.join(name);
-    let files = write_table(frame, store, &table, partition_by).await?;
+    let files = write_table(frame, Arc::clone(&store), &table, partition_by).await?;
+    if partition_by.first().is_some_and(|c| c == "period") {
+        remove_stale_periods(store.as_ref(), &table, periods, &files).await?;
+    }
     let stat = OutputStat {
         name: name.to_string(),
         view: view.to_string(),
@@ -224,6 +350,42 @@ async fn write_output(
     };
     tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), ms = ms(stat.elapsed), "output written");
     Ok(stat)
+}
+
+/// A run owns the partitions of the periods it recomputes: an object under
+/// `table/period=P/` for a `P` of the window that this run did not write is stale (the
+/// month no longer has rows) and is removed. Partitions of locked months stay.
+async fn remove_stale_periods(
+    store: &dyn object_store::ObjectStore,
+    table: &object_store::path::Path,
+    periods: &[String],
+    written: &[WrittenFile],
+) -> Result<()> {
+    let what = format!("listing {table}");
+    let existing: Vec<_> = store
+        .list(Some(table))
+        .try_collect()
+        .await
+        .map_err(|e| KpipeError::from_store(e, &what))?;
+    for meta in existing {
+        let relative = meta
+            .location
+            .as_ref()
+            .strip_prefix(table.as_ref())
+            .unwrap_or_default();
+        let period = relative
+            .trim_start_matches('/')
+            .strip_prefix("period=")
+            .and_then(|r| r.split('/').next());
+        let owned = period.is_some_and(|p| periods.iter().any(|w| w == p));
+        if owned && !written.iter().any(|f| f.path == meta.location) {
+            store.delete(&meta.location).await.map_err(|e| {
+                KpipeError::from_store(e, &format!("removing stale {}", meta.location))
+            })?;
+            tracing::info!(object = %meta.location, "stale partition removed");
+        }
+    }
+    Ok(())
 }
 
 /// Stops the run when a source has more bad rows than its threshold allows, naming

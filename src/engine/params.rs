@@ -48,6 +48,14 @@ impl RunValues {
         })
     }
 
+    /// The months of the lookback window, oldest first, `YYYY-MM`.
+    pub fn periods(&self) -> Vec<String> {
+        (0..self.lookback_months)
+            .filter_map(|i| self.window_start.checked_add_months(Months::new(i)))
+            .map(|d| d.format("%Y-%m").to_string())
+            .collect()
+    }
+
     /// The value of built-in parameter `name`.
     pub fn builtin(&self, name: &str) -> Option<ScalarValue> {
         let tz = Some(self.timezone.name().into());

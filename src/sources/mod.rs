@@ -45,6 +45,8 @@ pub struct SourceListing {
     pub rows_read: u64,
     /// Rows that broke the contract and went to the quarantine.
     pub rows_bad: u64,
+    /// Rows read and rows bad of each file, by the file's URL.
+    pub file_rows: Vec<(String, u64, u64)>,
     /// Time taken to list, read, check and stage the source.
     pub elapsed: std::time::Duration,
 }
@@ -91,7 +93,9 @@ pub async fn register_all(
             register(ctx, &source.name, Arc::new(EmptyTable::new(schema)))?;
         } else {
             let staged = stage(ctx, pipeline, source, &listing.files, store, staging).await?;
-            (listing.rows_read, listing.rows_bad) = counts(&staged, &source.name).await?;
+            listing.file_rows = counts(&staged, &source.name).await?;
+            listing.rows_read = listing.file_rows.iter().map(|(_, read, _)| read).sum();
+            listing.rows_bad = listing.file_rows.iter().map(|(_, _, bad)| bad).sum();
             let declared: Vec<Expr> = source.columns.iter().map(|c| quoted(&c.name)).collect();
             let good = staged
                 .clone()
@@ -178,13 +182,13 @@ async fn stage(
         .map_err(|e| engine_error(e, source))
 }
 
-/// Rows read and rows bad, from the staged rows.
-async fn counts(staged: &DataFrame, name: &str) -> Result<(u64, u64)> {
+/// Rows read and rows bad of each file, from the staged rows.
+async fn counts(staged: &DataFrame, name: &str) -> Result<Vec<(String, u64, u64)>> {
     let engine = |e| KpipeError::from_engine(e, &format!("counting rows of {name}"));
     let batches = staged
         .clone()
         .aggregate(
-            vec![],
+            vec![col(scan::FILE)],
             vec![
                 count(lit(1)).alias("rows"),
                 count(col(contract::REASON)).alias("bad"),
@@ -194,18 +198,30 @@ async fn counts(staged: &DataFrame, name: &str) -> Result<(u64, u64)> {
         .collect()
         .await
         .map_err(engine)?;
-    let value = |column: usize| -> u64 {
-        batches
-            .first()
-            .and_then(|b| {
-                b.column(column)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0) as u64
-    };
-    Ok((value(0), value(1)))
+    let mut out = Vec::new();
+    for batch in &batches {
+        let files = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)
+            .map_err(|e| KpipeError::Internal(format!("counting rows of {name}: {e}")))?;
+        let files = files
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>();
+        let rows = batch.column(1).as_any().downcast_ref::<Int64Array>();
+        let bad = batch.column(2).as_any().downcast_ref::<Int64Array>();
+        let (Some(files), Some(rows), Some(bad)) = (files, rows, bad) else {
+            return Err(KpipeError::Internal(format!(
+                "counting rows of {name}: unexpected types"
+            )));
+        };
+        for i in 0..batch.num_rows() {
+            out.push((
+                files.value(i).to_string(),
+                rows.value(i) as u64,
+                bad.value(i) as u64,
+            ));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// The quarantine's columns, for the bad rows of one source.
@@ -297,6 +313,7 @@ async fn list(source: &Source, store: &dyn ObjectStore) -> Result<SourceListing>
         absent,
         rows_read: 0,
         rows_bad: 0,
+        file_rows: Vec::new(),
         elapsed: std::time::Duration::ZERO,
     })
 }

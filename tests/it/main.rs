@@ -3,6 +3,7 @@
 mod common;
 mod contract;
 mod pipeline_cli;
+mod publishing;
 mod readers;
 mod run_fixtures;
 mod validate;

@@ -50,7 +50,8 @@ const KPI_COLUMNS: &[&str] = &[
 async fn assert_kpi_values(ctx: &SessionContext, out: &Url, kpis: &[&str]) {
     let keep = |key: &Vec<String>| kpis.is_empty() || kpis.contains(&key[3].as_str());
     let (_, expected) = expected_rows("kpi_values.csv", 4);
-    let expected: std::collections::BTreeMap<_, _> = expected.into_iter().filter(|(k, _)| keep(k)).collect();
+    let expected: std::collections::BTreeMap<_, _> =
+        expected.into_iter().filter(|(k, _)| keep(k)).collect();
     assert!(!expected.is_empty(), "no hand-worked row for {kpis:?}");
     let table = out.join("kpi_values/").unwrap();
     let got = written_rows(ctx, table.as_str(), true, KPI_COLUMNS, 4).await;
