@@ -8,6 +8,7 @@
 //! | 70 | internal error: a bug | no: report it |
 //! | 75 | transient infrastructure failure | yes |
 //! | 78 | bad configuration (YAML or SQL) | no: fix the pipeline |
+//! | 143 | stopped by SIGTERM or Ctrl-C before it finished | yes |
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::DataFusionError;
@@ -23,6 +24,8 @@ pub mod exit_code {
     pub const INTERNAL: u8 = 70;
     pub const TRANSIENT: u8 = 75;
     pub const BAD_CONFIG: u8 = 78;
+    /// 128 + SIGTERM, as a shell reports a process ended by it.
+    pub const INTERRUPTED: u8 = 143;
 }
 
 /// A failed command.
@@ -40,6 +43,9 @@ pub enum KpipeError {
     /// A bug in kpipe or in what it builds on.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The run was asked to stop (SIGTERM, Ctrl-C) and stopped before it finished.
+    #[error("stopped before the run finished: {0}")]
+    Interrupted(String),
 }
 
 impl KpipeError {
@@ -49,6 +55,7 @@ impl KpipeError {
             KpipeError::Data(_) => exit_code::BAD_DATA,
             KpipeError::Transient(_) => exit_code::TRANSIENT,
             KpipeError::Internal(_) => exit_code::INTERNAL,
+            KpipeError::Interrupted(_) => exit_code::INTERRUPTED,
         }
     }
 

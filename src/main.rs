@@ -16,7 +16,7 @@ use kpipe::{KpipeError, Runner};
 /// builds the SQL views in dependency order and writes the outputs as Parquet.
 ///
 /// Exit codes: 0 ok, 2 bad command line, 65 bad input data, 70 internal error,
-/// 75 transient failure (retry), 78 bad pipeline config.
+/// 75 transient failure (retry), 78 bad pipeline config, 143 stopped by SIGTERM.
 #[derive(Debug, Parser)]
 #[command(name = "kpipe", version, about, long_about)]
 struct Cli {
@@ -117,7 +117,8 @@ async fn execute(command: Command) -> Result<(), KpipeError> {
         } => {
             let pipeline = load(&pipeline, &vars)?;
             let as_of = as_of.unwrap_or_else(|| yesterday(pipeline.settings.timezone));
-            let summary = Runner::new(pipeline, Stores::default()).run(as_of).await?;
+            let mut runner = Runner::new(pipeline, Stores::default()).with_stop(stop_on_signal());
+            let summary = runner.run(as_of).await?;
             print!("{}", summary.to_text());
         }
         Command::Validate { pipeline, vars } => {
@@ -138,6 +139,27 @@ async fn execute(command: Command) -> Result<(), KpipeError> {
         }
     }
     Ok(())
+}
+
+/// A flag that turns true on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tell, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = terminate => tracing::warn!(signal = "SIGTERM", "stopping the run"),
+            _ = tokio::signal::ctrl_c() => tracing::warn!(signal = "SIGINT", "stopping the run"),
+        }
+        let _ = tell.send(true);
+    });
+    stop
 }
 
 fn load(file: &std::path::Path, vars: &Vars) -> Result<config::Pipeline, KpipeError> {

@@ -56,11 +56,25 @@ impl OutputStat {
 pub struct Runner {
     pipeline: Pipeline,
     stores: Stores,
+    /// Turns true when the run must stop (SIGTERM): see [`Runner::with_stop`].
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Runner {
     pub fn new(pipeline: Pipeline, stores: Stores) -> Self {
-        Self { pipeline, stores }
+        Self {
+            pipeline,
+            stores,
+            stop: None,
+        }
+    }
+
+    /// Stops the run when `stop` turns true: the step under way is abandoned (an
+    /// object being uploaded is never completed, so readers keep the previous one),
+    /// the staged extracts are removed and the manifest records the interruption.
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     pub fn pipeline(&self) -> &Pipeline {
@@ -110,9 +124,11 @@ impl Runner {
             outputs: Vec::new(),
             elapsed: Duration::ZERO,
         };
-        let result = self
-            .run_staged(&ctx, &graph, &values, &staging, &mut summary)
-            .await;
+        let stop = self.stop.clone();
+        let result = tokio::select! {
+            result = self.run_staged(&ctx, &graph, &values, &staging, &mut summary) => result,
+            () = stopped(stop) => Err(KpipeError::Interrupted("asked to stop".into())),
+        };
         if let Err(e) = remove_folder(&mut self.stores, &staging).await {
             tracing::warn!(error = %e, "could not remove the staged extracts");
         }
@@ -204,10 +220,10 @@ impl Runner {
             periods: values.periods(),
             started_at,
             finished_at: chrono::Utc::now(),
-            outcome: if error.is_some() {
-                "failed"
-            } else {
-                "succeeded"
+            outcome: match error {
+                None => "succeeded",
+                Some(KpipeError::Interrupted(_)) => "interrupted",
+                Some(_) => "failed",
             },
             error: error.map(|e| manifest::RunError {
                 exit_code: e.exit_code(),
@@ -289,6 +305,18 @@ impl Runner {
             summary.outputs.push(stat);
         }
         Ok(())
+    }
+}
+
+/// Resolves when `stop` turns true; never without one.
+async fn stopped(stop: Option<tokio::sync::watch::Receiver<bool>>) {
+    match stop {
+        Some(mut stop) => {
+            if stop.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 

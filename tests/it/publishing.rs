@@ -142,3 +142,67 @@ fn a_month_without_rows_loses_its_partition_and_locked_months_stay() {
     );
     assert_eq!(std::fs::read(&locked).unwrap(), b"an older run's partition");
 }
+
+#[test]
+fn sigterm_stops_the_run_without_publishing_what_it_had_not_finished() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    let pipeline = crate::common::shipped_pipeline();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpipe"))
+        .args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+        ])
+        .args(["--log-format", "json"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Stop it while it builds views: after the sources are staged, before any table
+    // but the quarantine is written.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let building = line.contains("\"view built\"");
+        seen.push(line);
+        if building {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    seen.extend(lines.map(|l| l.unwrap()));
+    let status = child.wait().unwrap();
+
+    assert_eq!(status.code(), Some(143), "{}", seen.join("\n"));
+    let out = dir.path().join("out");
+    assert!(
+        !out.join("kpi_values").exists(),
+        "nothing unfinished is published"
+    );
+    assert!(
+        !out.join("_staging")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "staging is removed"
+    );
+    let m = manifest(&out);
+    assert_eq!(m["outcome"], "interrupted");
+    assert_eq!(m["error"]["exit_code"], 143);
+}
