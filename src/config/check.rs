@@ -178,6 +178,14 @@ fn settings(value: Value, report: &mut YamlReporter) -> Settings {
         currency,
         lookback_months,
         engine,
+        storage: raw
+            .storage
+            .map_or_else(StorageSettings::default, |s| StorageSettings {
+                max_retries: s.max_retries,
+                retry_timeout_secs: s.retry_timeout_secs,
+                request_timeout_secs: s.request_timeout_secs,
+                connect_timeout_secs: s.connect_timeout_secs,
+            }),
         bad_rows: bad_rows(raw.bad_rows, "settings.bad_rows", BadRows::DEFAULT, report),
         datafusion: datafusion_options(raw.datafusion, report),
     }

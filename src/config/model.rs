@@ -63,10 +63,22 @@ pub struct Settings {
     /// How many months a run recomputes: `as_of`'s month and the ones before it.
     pub lookback_months: u32,
     pub engine: EngineKind,
+    /// Retries and timeouts of object storage requests.
+    pub storage: StorageSettings,
     /// The bad-row threshold of sources that set none.
     pub bad_rows: BadRows,
     /// DataFusion configuration, passed through by key.
     pub datafusion: Vec<(String, String)>,
+}
+
+/// object_store's retry and timeout settings for S3, GCS and Azure; `None` keeps
+/// object_store's default (10 retries within 180 s, 30 s per request, 5 s to connect).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageSettings {
+    pub max_retries: Option<usize>,
+    pub retry_timeout_secs: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
+    pub connect_timeout_secs: Option<u64>,
 }
 
 /// Where SQL runs.

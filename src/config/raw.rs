@@ -45,12 +45,29 @@ pub struct RawSettings {
     pub lookback_months: Option<u32>,
     #[serde(default)]
     pub engine: Option<RawEngine>,
+    /// Retries and timeouts of object storage requests.
+    #[serde(default)]
+    pub storage: Option<RawStorage>,
     /// How many bad rows a source may have before the run stops; per-source values win.
     #[serde(default)]
     pub bad_rows: Option<RawBadRows>,
     /// DataFusion configuration keys and values, passed through.
     #[serde(default)]
     pub datafusion: BTreeMap<String, Value>,
+}
+
+/// object_store's retry and timeout settings; unset values keep its defaults.
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    #[serde(default)]
+    pub max_retries: Option<usize>,
+    #[serde(default)]
+    pub retry_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub request_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub connect_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

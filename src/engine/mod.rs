@@ -36,6 +36,7 @@ pub fn session(pipeline: &Pipeline, stores: &mut Stores) -> Result<SessionContex
     }
 
     // Every store the pipeline names is known up front: the roots and each source.
+    stores.configure(pipeline.settings.storage);
     let mut urls = vec![pipeline.input_root.clone(), pipeline.output_root.clone()];
     urls.extend(pipeline.sources.iter().map(|s| s.url.clone()));
     for url in &urls {

@@ -6,4 +6,5 @@ mod pipeline_cli;
 mod publishing;
 mod readers;
 mod run_fixtures;
+mod s3;
 mod validate;

@@ -109,7 +109,13 @@ fn a_missing_required_extract_is_bad_input() {
         "{}",
         text(&output.stderr)
     );
-    assert!(!dir.path().join("out").exists(), "nothing is written");
+    let out = dir.path().join("out");
+    assert!(
+        !out.join("kpi_values").exists() && !out.join("quarantine").exists(),
+        "no table is written"
+    );
+    let runs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().collect();
+    assert_eq!(runs.len(), 1, "the manifest records the failed run");
 }
 
 #[test]
