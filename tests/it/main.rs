@@ -1,5 +1,6 @@
 //! kpipe's integration tests: one binary, a module per capability.
 
+mod bad_input;
 mod common;
 mod contract;
 mod pipeline_cli;
