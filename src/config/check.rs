@@ -322,6 +322,19 @@ fn sources(
             columns,
             unique_key: raw.unique_key,
             bad_rows,
+            freshness: raw.freshness.and_then(|f| {
+                if !(f.max_age_hours > 0.0 && f.max_age_hours.is_finite()) {
+                    report.error(
+                        format!("{path}.freshness.max_age_hours"),
+                        "a number of hours above 0",
+                    );
+                    return None;
+                }
+                Some(Freshness {
+                    max_age: std::time::Duration::from_secs_f64(f.max_age_hours * 3600.0),
+                    fail: f.on_stale == RawOnStale::Fail,
+                })
+            }),
         });
     }
     if out.is_empty() && report.diagnostics.is_empty() {

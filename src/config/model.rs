@@ -118,6 +118,16 @@ pub struct Source {
     /// Columns that identify a row; empty when the extract has no key.
     pub unique_key: Vec<String>,
     pub bad_rows: BadRows,
+    /// How old the newest file may be; `None` when any age will do.
+    pub freshness: Option<Freshness>,
+}
+
+/// An extract whose newest file is older than `max_age` is stale: a warning, or a
+/// transient failure (a later retry may find the new extract) when `fail`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Freshness {
+    pub max_age: std::time::Duration,
+    pub fail: bool,
 }
 
 /// When bad rows stop the run: more than `max_count` of them and more than `max_ratio`

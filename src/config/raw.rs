@@ -95,6 +95,25 @@ pub struct RawSource {
     pub unique_key: Vec<String>,
     #[serde(default)]
     pub bad_rows: Option<RawBadRows>,
+    #[serde(default)]
+    pub freshness: Option<RawFreshness>,
+}
+
+/// How old the newest file of an extract may be, and what to do when it is older.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawFreshness {
+    pub max_age_hours: f64,
+    #[serde(default)]
+    pub on_stale: RawOnStale,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOnStale {
+    #[default]
+    Warn,
+    Fail,
 }
 
 /// The run stops when a table has more than `max_count` bad rows and more than

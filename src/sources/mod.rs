@@ -88,6 +88,7 @@ pub async fn register_all(
                 display_url(&source.url)
             )));
         }
+        check_freshness(source, &listing)?;
         if listing.files.is_empty() {
             let schema = source.schema(pipeline.timezone_name());
             register(ctx, &source.name, Arc::new(EmptyTable::new(schema)))?;
@@ -322,6 +323,31 @@ async fn list(source: &Source, store: &dyn ObjectStore) -> Result<SourceListing>
 /// extract, not a missing one.
 fn local_folder_exists(source: &Source) -> bool {
     source.url.scheme() == "file" && source.url.to_file_path().is_ok_and(|p| p.is_dir())
+}
+
+/// Warns about, or fails on, an extract whose newest file is older than its freshness
+/// allows. An extract with no file at all is not judged here (see `required`).
+fn check_freshness(source: &Source, listing: &SourceListing) -> Result<()> {
+    let (Some(freshness), Some(newest)) = (
+        source.freshness,
+        listing.files.iter().map(|f| f.last_modified).max(),
+    ) else {
+        return Ok(());
+    };
+    let age = (chrono::Utc::now() - newest).to_std().unwrap_or_default();
+    if age <= freshness.max_age {
+        return Ok(());
+    }
+    let hours = age.as_secs_f64() / 3600.0;
+    let allowed = freshness.max_age.as_secs_f64() / 3600.0;
+    if freshness.fail {
+        return Err(KpipeError::Transient(format!(
+            "extract `{}` is stale: its newest file is {hours:.1} hours old, more than {allowed} allowed",
+            source.name
+        )));
+    }
+    tracing::warn!(source = %source.name, age_hours = hours, max_age_hours = allowed, "extract is stale");
+    Ok(())
 }
 
 /// An early, cheap check of a CSV file's header, before any row is read: a missing

@@ -22,9 +22,13 @@ fn run_in_copy(change: impl FnOnce(&std::path::Path)) -> (Option<i32>, String, t
 
 #[test]
 fn an_empty_csv_file_names_the_file() {
-    let (code, stderr) = run_with(|input| std::fs::write(input.join("touches/empty.csv"), "").unwrap());
+    let (code, stderr) =
+        run_with(|input| std::fs::write(input.join("touches/empty.csv"), "").unwrap());
     assert_eq!(code, Some(65), "{stderr}");
-    assert!(stderr.contains("in/touches/empty.csv: the file is empty"), "{stderr}");
+    assert!(
+        stderr.contains("in/touches/empty.csv: the file is empty"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -35,27 +39,43 @@ fn a_truncated_parquet_file_names_the_file() {
         std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
     });
     assert_eq!(code, Some(65), "{stderr}");
-    assert!(stderr.contains("in/campaigns/campaigns.parquet: not a readable Parquet file"), "{stderr}");
+    assert!(
+        stderr.contains("in/campaigns/campaigns.parquet: not a readable Parquet file"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_csv_that_is_not_csv_names_the_file_and_line() {
     let (code, stderr, dir) = run_in_copy(|input| {
-        std::fs::write(input.join("touches/broken.csv"), "touch_id,lead_id,employee_id,touched_at,kind\n\"T1,L1\n")
-            .unwrap();
+        std::fs::write(
+            input.join("touches/broken.csv"),
+            "touch_id,lead_id,employee_id,touched_at,kind\n\"T1,L1\n",
+        )
+        .unwrap();
     });
     // An unclosed quote swallows the rest of the file: a malformed record, quarantined
     // with its line, not a crash; one bad row of 27 is within the threshold.
     assert_eq!(code, Some(0), "{stderr}");
-    let runs: Vec<_> = std::fs::read_dir(dir.path().join("out/runs")).unwrap().map(|e| e.unwrap().path()).collect();
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&runs[0]).unwrap()).unwrap();
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("out/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&runs[0]).unwrap()).unwrap();
     let broken = manifest["inputs"]
         .as_array()
         .unwrap()
         .iter()
         .find(|i| i["path"].as_str().unwrap().ends_with("touches/broken.csv"))
         .unwrap();
-    assert_eq!((broken["rows_read"].as_u64(), broken["rows_quarantined"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            broken["rows_read"].as_u64(),
+            broken["rows_quarantined"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
 }
 
 #[test]
@@ -64,14 +84,116 @@ fn a_yaml_that_is_not_a_pipeline_is_bad_config() {
     for (name, body, expected) in [
         ("list.yaml", "- a\n- b\n", "a pipeline is a YAML mapping"),
         ("text.yaml", "just words", "a pipeline is a YAML mapping"),
-        ("other.yaml", "apiVersion: v1\nkind: Pod\n", "unknown field `apiVersion`"),
+        (
+            "other.yaml",
+            "apiVersion: v1\nkind: Pod\n",
+            "unknown field `apiVersion`",
+        ),
         ("broken.yaml", "name: [unclosed\n", "not valid YAML"),
     ] {
         std::fs::write(dir.path().join(name), body).unwrap();
         let output = kpipe(dir.path(), &["validate", name]);
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(78), "{name}: {stderr}");
-        assert!(stderr.contains(name) && stderr.contains(expected), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(expected),
+            "{name}: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// The shipped pipeline with `freshness` on leads, in `dir` with its views.
+fn pipeline_with_freshness(dir: &std::path::Path, on_stale: &str) -> std::path::PathBuf {
+    let root = crate::common::root();
+    let yaml = std::fs::read_to_string(crate::common::shipped_pipeline()).unwrap().replace(
+        "    unique_key: [lead_id]\n",
+        &format!("    unique_key: [lead_id]\n    freshness: {{max_age_hours: 36, on_stale: {on_stale}}}\n"),
+    );
+    let file = dir.join("fresh.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    std::fs::create_dir_all(dir.join("sql")).unwrap();
+    for entry in std::fs::read_dir(root.join("pipelines/sql")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("sql").join(path.file_name().unwrap())).unwrap();
+    }
+    file
+}
+
+/// Makes every lead file look written in 2020.
+fn age_leads(dir: &std::path::Path) {
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_580_000_000);
+    for entry in std::fs::read_dir(dir.join("in/leads")).unwrap() {
+        let file = std::fs::File::options()
+            .append(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.set_modified(old).unwrap();
+    }
+}
+
+#[test]
+fn a_stale_extract_fails_the_run_when_configured_to() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    age_leads(dir.path());
+    let pipeline = pipeline_with_freshness(dir.path(), "fail");
+    let output = kpipe(
+        dir.path(),
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("extract `leads` is stale"), "{stderr}");
+    assert!(!dir.path().join("out/kpi_values").exists());
+}
+
+#[test]
+fn a_stale_extract_warns_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    age_leads(dir.path());
+    let pipeline = pipeline_with_freshness(dir.path(), "warn");
+    let output = kpipe(
+        dir.path(),
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+        ],
+    );
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("extract is stale") && stderr.contains("leads"),
+        "{stderr}"
+    );
+
+    // The same pipeline on files written just now passes without a word.
+    let fresh = tempfile::tempdir().unwrap();
+    copy_fixtures(fresh.path());
+    let pipeline = pipeline_with_freshness(fresh.path(), "fail");
+    let output = kpipe(
+        fresh.path(),
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!text(&output.stderr).contains("stale"));
 }
