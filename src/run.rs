@@ -2,7 +2,6 @@
 //! view graph) and run (read, build, write, summarise).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -265,18 +264,26 @@ impl Runner {
         summary.sources =
             sources::register_all(ctx, pipeline, &mut self.stores, staging, &run_id).await?;
         let periods = values.periods();
-        let quarantine = write_output(
+        let tables = object_path(staging)?.join("tables");
+        let root = &pipeline.output_root;
+        let quarantine = stage_output(
             ctx,
             &mut self.stores,
-            &pipeline.output_root,
+            root,
+            &tables,
             QUARANTINE,
             QUARANTINE,
             &[],
-            &periods,
         )
         .await?;
-        summary.outputs.push(quarantine);
-        check_bad_rows(pipeline, &summary.sources)?;
+        if let Err(e) = check_bad_rows(pipeline, &summary.sources) {
+            // A run stopped by bad rows publishes its quarantine only, so that someone
+            // can see why.
+            summary
+                .outputs
+                .push(publish(&mut self.stores, root, quarantine, &periods).await?);
+            return Err(e);
+        }
         engine::register_builtin(ctx, pipeline, values)?;
         engine::plan_views(ctx, pipeline, graph, values)
             .await
@@ -290,19 +297,28 @@ impl Runner {
             tracing::info!(view = %stat.name, rows = stat.rows, ms = ms(stat.elapsed), "view built");
             summary.views.push(stat);
         }
+        let mut staged = vec![quarantine];
         for output in &pipeline.outputs {
-            let root = &pipeline.output_root;
-            let stat = write_output(
+            let stat = stage_output(
                 ctx,
                 &mut self.stores,
                 root,
+                &tables,
                 &output.name,
                 &output.view,
                 &output.partition_by,
-                &periods,
             )
             .await?;
-            summary.outputs.push(stat);
+            staged.push(stat);
+        }
+
+        // Everything is computed and written; only now does anything replace what
+        // readers see, object by object, in the time it takes to rename them.
+        tracing::info!(tables = staged.len(), "publishing");
+        for stat in staged {
+            summary
+                .outputs
+                .push(publish(&mut self.stores, root, stat, &periods).await?);
         }
         Ok(())
     }
@@ -350,33 +366,82 @@ async fn remove_folder(stores: &mut Stores, url: &Url) -> Result<()> {
 }
 
 /// Writes view `view` as table `name` under `root`.
-async fn write_output(
+/// A table written to the staging folder, not yet visible to readers.
+struct StagedOutput {
+    stat: OutputStat,
+    staged_table: object_store::path::Path,
+    partition_by: Vec<String>,
+}
+
+/// Writes view `view` as table `name` under `tables` in the staging folder of `root`'s
+/// store.
+async fn stage_output(
     ctx: &SessionContext,
     stores: &mut Stores,
     root: &Url,
+    tables: &object_store::path::Path,
     name: &str,
     view: &str,
     partition_by: &[String],
-    periods: &[String],
-) -> Result<OutputStat> {
+) -> Result<StagedOutput> {
     let started = Instant::now();
     let frame = ctx
         .table(view)
         .await
         .map_err(|e| KpipeError::from_engine(e, &format!("output {name}")))?;
     let store = stores.store_for(root)?;
-    let table = object_path(root)?.join(name);
-    let files = write_table(frame, Arc::clone(&store), &table, partition_by).await?;
-    if partition_by.first().is_some_and(|c| c == "period") {
-        remove_stale_periods(store.as_ref(), &table, periods, &files).await?;
-    }
+    let staged_table = tables.clone().join(name);
+    let files = write_table(frame, store, &staged_table, partition_by).await?;
     let stat = OutputStat {
         name: name.to_string(),
         view: view.to_string(),
         files,
         elapsed: started.elapsed(),
     };
-    tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), ms = ms(stat.elapsed), "output written");
+    tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), ms = ms(stat.elapsed), "output staged");
+    Ok(StagedOutput {
+        stat,
+        staged_table,
+        partition_by: partition_by.to_vec(),
+    })
+}
+
+/// Moves a staged table's objects to their published names under `root`, each in one
+/// rename (a server-side copy on object stores), then removes the partitions of the
+/// window it no longer has.
+async fn publish(
+    stores: &mut Stores,
+    root: &Url,
+    staged: StagedOutput,
+    periods: &[String],
+) -> Result<OutputStat> {
+    let store = stores.store_for(root)?;
+    let table = object_path(root)?.join(staged.stat.name.as_str());
+    let mut stat = staged.stat;
+    let prefix = format!("{}/", staged.staged_table);
+    for file in &mut stat.files {
+        let relative = file
+            .path
+            .as_ref()
+            .strip_prefix(prefix.as_str())
+            .ok_or_else(|| {
+                KpipeError::Internal(format!(
+                    "{} is not under {}",
+                    file.path, staged.staged_table
+                ))
+            })?;
+        let published = object_store::path::Path::parse(format!("{table}/{relative}"))
+            .map_err(|e| KpipeError::Internal(format!("publishing {}: {e}", file.path)))?;
+        store
+            .rename(&file.path, &published)
+            .await
+            .map_err(|e| KpipeError::from_store(e, &format!("publishing {published}")))?;
+        file.path = published;
+    }
+    if staged.partition_by.first().is_some_and(|c| c == "period") {
+        remove_stale_periods(store.as_ref(), &table, periods, &stat.files).await?;
+    }
+    tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), "output published");
     Ok(stat)
 }
 

@@ -206,3 +206,128 @@ fn sigterm_stops_the_run_without_publishing_what_it_had_not_finished() {
     assert_eq!(m["outcome"], "interrupted");
     assert_eq!(m["error"]["exit_code"], 143);
 }
+
+/// Every `data.parquet` under `out/kpi_values`, by path, with its bytes.
+fn kpi_objects(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut objects = std::collections::BTreeMap::new();
+    for partition in std::fs::read_dir(out.join("kpi_values")).unwrap() {
+        let partition = partition.unwrap().path();
+        for file in std::fs::read_dir(&partition).unwrap() {
+            let file = file.unwrap().path();
+            objects.insert(
+                file.strip_prefix(out).unwrap().display().to_string(),
+                std::fs::read(&file).unwrap(),
+            );
+        }
+    }
+    objects
+}
+
+/// Starts a run and kills it with SIGKILL as soon as stderr shows `event`.
+fn kill_at(dir: &Path, event: &str) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let pipeline = crate::common::shipped_pipeline();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpipe"))
+        .args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+        ])
+        .args(["--log-format", "json"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let needle = format!("\"message\":\"{event}\"");
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = false;
+    for line in lines {
+        if line.unwrap().contains(&needle) {
+            seen = true;
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen, "the run never logged {event:?}");
+}
+
+#[test]
+fn a_run_killed_at_any_point_before_publishing_leaves_the_previous_state() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    let output = run_shipped(dir.path(), "in", &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let out = dir.path().join("out");
+    let previous = kpi_objects(&out);
+
+    // New data: one more effective lead in June, so a finished run would change June.
+    let leads = dir.path().join("in/leads/leads-3.csv");
+    let mut rows = std::fs::read_to_string(&leads).unwrap();
+    let header: Vec<&str> = rows.lines().next().unwrap().split(',').collect();
+    let value = |column: &str| match column {
+        "lead_id" => "L99",
+        "created_at" => "2026-06-15T02:00:00Z",
+        "channel" => "linkedin",
+        "company_size" => "500",
+        "company_tier" => "standard",
+        "industry" => "tech",
+        "contact_role" => "hr_head",
+        "form_positions" => "Engineer",
+        "form_headcount" => "2",
+        "form_budget" => "10000.00",
+        "hiring_need_on" => "2026-06-01",
+        "owner_id" => "E1",
+        _ => "",
+    };
+    rows.push_str(
+        &header
+            .iter()
+            .map(|c| value(c))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    rows.push('\n');
+    std::fs::write(&leads, rows).unwrap();
+
+    for event in ["source read", "view built", "output staged"] {
+        kill_at(dir.path(), event);
+        assert_eq!(
+            kpi_objects(&out),
+            previous,
+            "killed at {event:?}: readers see the previous run"
+        );
+        let runs = std::fs::read_dir(out.join("runs")).unwrap().count();
+        assert_eq!(
+            runs, 1,
+            "killed at {event:?}: a killed run wrote no manifest"
+        );
+    }
+
+    let output = run_shipped(dir.path(), "in", &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let now = kpi_objects(&out);
+    assert_eq!(
+        now.len(),
+        previous.len(),
+        "one object per partition, never two"
+    );
+    assert_ne!(
+        now["kpi_values/period=2026-06/data.parquet"],
+        previous["kpi_values/period=2026-06/data.parquet"]
+    );
+    assert_eq!(
+        now["kpi_values/period=2026-02/data.parquet"],
+        previous["kpi_values/period=2026-02/data.parquet"]
+    );
+    assert_eq!(
+        std::fs::read_dir(out.join("runs")).unwrap().count(),
+        2,
+        "published exactly once more"
+    );
+}
