@@ -362,10 +362,21 @@ async fn remove_folder(stores: &mut Stores, url: &Url) -> Result<()> {
         .try_collect::<Vec<_>>()
         .await
         .map_err(|e| KpipeError::from_store(e, &what))?;
+    // Renames out of the folder leave empty directories on local disk, which object
+    // stores do not have; remove them, and `_staging` itself once no run uses it.
+    if let Ok(path) = url.to_file_path() {
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(KpipeError::Transient(format!("{what}: {e}"))),
+        }
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
     Ok(())
 }
 
-/// Writes view `view` as table `name` under `root`.
 /// A table written to the staging folder, not yet visible to readers.
 struct StagedOutput {
     stat: OutputStat,
