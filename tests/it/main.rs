@@ -3,6 +3,7 @@
 mod bad_input;
 mod common;
 mod contract;
+mod fuzz;
 mod pipeline_cli;
 mod publishing;
 mod readers;
