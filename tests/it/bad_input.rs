@@ -105,19 +105,13 @@ fn a_yaml_that_is_not_a_pipeline_is_bad_config() {
 
 /// The shipped pipeline with `freshness` on leads, in `dir` with its views.
 fn pipeline_with_freshness(dir: &std::path::Path, on_stale: &str) -> std::path::PathBuf {
-    let root = crate::common::root();
-    let yaml = std::fs::read_to_string(crate::common::shipped_pipeline()).unwrap().replace(
+    crate::common::shipped_pipeline_with(
+        dir,
         "    unique_key: [lead_id]\n",
-        &format!("    unique_key: [lead_id]\n    freshness: {{max_age_hours: 36, on_stale: {on_stale}}}\n"),
-    );
-    let file = dir.join("fresh.yaml");
-    std::fs::write(&file, yaml).unwrap();
-    std::fs::create_dir_all(dir.join("sql")).unwrap();
-    for entry in std::fs::read_dir(root.join("pipelines/sql")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join("sql").join(path.file_name().unwrap())).unwrap();
-    }
-    file
+        &format!(
+            "    unique_key: [lead_id]\n    freshness: {{max_age_hours: 36, on_stale: {on_stale}}}\n"
+        ),
+    )
 }
 
 /// Makes every lead file look written in 2020.

@@ -216,3 +216,18 @@ pub async fn written_rows(
     }
     rows
 }
+
+/// A copy of the shipped pipeline in `dir`, with its views, and `from` replaced by `to`
+/// in the YAML (a test's own settings).
+pub fn shipped_pipeline_with(dir: &Path, from: &str, to: &str) -> PathBuf {
+    let yaml = std::fs::read_to_string(shipped_pipeline()).unwrap();
+    assert!(yaml.contains(from), "the shipped pipeline has no {from:?}");
+    let file = dir.join("pipeline-copy.yaml");
+    std::fs::write(&file, yaml.replacen(from, to, 1)).unwrap();
+    std::fs::create_dir_all(dir.join("sql")).unwrap();
+    for entry in std::fs::read_dir(root().join("pipelines/sql")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("sql").join(path.file_name().unwrap())).unwrap();
+    }
+    file
+}

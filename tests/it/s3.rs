@@ -59,6 +59,10 @@ impl Drop for S3Server {
     }
 }
 
+const SHIPPED_STORAGE: &str = "storage: {max_retries: 10, retry_timeout_secs: 180, request_timeout_secs: 30, connect_timeout_secs: 5}";
+/// Few, quick retries: for a store that stays down.
+const IMPATIENT_STORAGE: &str = "storage: {max_retries: 1, retry_timeout_secs: 5, request_timeout_secs: 5, connect_timeout_secs: 1}";
+
 /// Creates bucket `kpipe` and uploads `fixtures/` under `extracts/`.
 const UPLOAD: &str = r#"
 import sys, pathlib, boto3
@@ -150,25 +154,12 @@ fn a_store_that_stays_down_is_a_transient_failure_and_leaves_outputs_as_they_wer
         .local_addr()
         .unwrap()
         .port();
-    let yaml = std::fs::read_to_string(shipped_pipeline()).unwrap().replace(
-        "storage: {max_retries: 10, retry_timeout_secs: 180, request_timeout_secs: 30, connect_timeout_secs: 5}",
-        "storage: {max_retries: 1, retry_timeout_secs: 5, request_timeout_secs: 5, connect_timeout_secs: 1}",
-    );
-    let pipeline = shipped_pipeline().with_file_name("down.yaml");
-    let pipeline = dir.path().join(pipeline.file_name().unwrap());
-    std::fs::write(&pipeline, yaml).unwrap();
-    std::fs::create_dir_all(dir.path().join("sql")).unwrap();
-    for entry in std::fs::read_dir(root().join("pipelines/sql")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(
-            &path,
-            dir.path().join("sql").join(path.file_name().unwrap()),
-        )
-        .unwrap();
-    }
+    let pipeline =
+        crate::common::shipped_pipeline_with(dir.path(), SHIPPED_STORAGE, IMPATIENT_STORAGE);
+    let endpoint = format!("http://127.0.0.1:{closed}");
     let output = kpipe_on_s3(
         dir.path(),
-        &format!("http://127.0.0.1:{closed}"),
+        &endpoint,
         &pipeline,
         &["input_root=s3://kpipe/extracts"],
     );
@@ -178,5 +169,159 @@ fn a_store_that_stays_down_is_a_transient_failure_and_leaves_outputs_as_they_wer
         std::fs::read(&object).unwrap(),
         before,
         "published outputs are untouched"
+    );
+}
+
+/// What the fault proxy does to one connection.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Answers the first request with 503 and closes.
+    Unavailable,
+    /// Closes the connection as soon as it is accepted.
+    Reset,
+    /// Forwards, after holding the request for a second.
+    Slow,
+    /// Reads the request and never answers.
+    Hang,
+    /// Forwards.
+    None,
+}
+
+/// A TCP proxy of the project's own in front of an S3 server: connection `i` suffers
+/// `plan[i]`, and every connection after the plan, `after`.
+struct FaultProxy {
+    port: u16,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FaultProxy {
+    fn start(upstream: u16, plan: Vec<Fault>, after: Fault) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for (i, client) in listener.incoming().enumerate() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Ok(client) = client else { continue };
+                let fault = plan.get(i).copied().unwrap_or(after);
+                std::thread::spawn(move || serve(client, upstream, fault));
+            }
+        });
+        Self { port, connections }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn serve(mut client: TcpStream, upstream: u16, fault: Fault) {
+    use std::io::{Read, Write};
+    match fault {
+        Fault::Reset => drop(client),
+        Fault::Unavailable | Fault::Hang => {
+            let mut head = [0u8; 4096];
+            let _ = client.read(&mut head);
+            if matches!(fault, Fault::Unavailable) {
+                let _ = client.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            } else {
+                // Holds the connection until the client gives up on it.
+                let _ = client.read(&mut head);
+            }
+        }
+        Fault::Slow | Fault::None => {
+            if matches!(fault, Fault::Slow) {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                return;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let up = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+                let _ = s2.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s, mut c) = (server, client);
+            let _ = std::io::copy(&mut s, &mut c);
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            let _ = up.join();
+        }
+    }
+}
+
+/// Short request timeouts so that a hung connection is given up quickly and retried.
+const QUICK_TIMEOUTS: &str = "storage: {max_retries: 10, retry_timeout_secs: 120, request_timeout_secs: 3, connect_timeout_secs: 2}";
+
+#[test]
+fn retries_ride_out_503s_resets_slow_answers_and_hung_connections() {
+    let server = S3Server::start();
+    let fixtures = root().join("fixtures");
+    run_python(UPLOAD, &[&server.endpoint(), fixtures.to_str().unwrap()]);
+    use Fault::*;
+    let plan = vec![
+        Unavailable,
+        Reset,
+        Slow,
+        Hang,
+        Unavailable,
+        None,
+        Reset,
+        Slow,
+        Unavailable,
+        Hang,
+    ];
+    let proxy = FaultProxy::start(server.port, plan, None);
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline =
+        crate::common::shipped_pipeline_with(dir.path(), SHIPPED_STORAGE, QUICK_TIMEOUTS);
+
+    let output = kpipe_on_s3(
+        dir.path(),
+        &proxy.endpoint(),
+        &pipeline,
+        &[
+            "input_root=s3://kpipe/extracts",
+            "output_root=s3://kpipe/marketing",
+        ],
+    );
+
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let connections = proxy.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        connections > 10,
+        "every planned fault was met: {connections} connections"
+    );
+    let stdout = run_python(READ, &[&server.port.to_string()]);
+    assert!(stdout.contains("kpi_values 458"), "{stdout}");
+}
+
+#[test]
+fn a_store_failing_every_request_leaves_the_previous_outputs_readable() {
+    let server = S3Server::start();
+    let fixtures = root().join("fixtures");
+    run_python(UPLOAD, &[&server.endpoint(), fixtures.to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        "input_root=s3://kpipe/extracts",
+        "output_root=s3://kpipe/marketing",
+    ];
+    let first = kpipe_on_s3(dir.path(), &server.endpoint(), &shipped_pipeline(), &vars);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+
+    // Every request through the proxy now gets a 503.
+    let proxy = FaultProxy::start(server.port, Vec::new(), Fault::Unavailable);
+    let pipeline =
+        crate::common::shipped_pipeline_with(dir.path(), SHIPPED_STORAGE, IMPATIENT_STORAGE);
+    let output = kpipe_on_s3(dir.path(), &proxy.endpoint(), &pipeline, &vars);
+
+    assert_eq!(output.status.code(), Some(75), "{}", text(&output.stderr));
+    let stdout = run_python(READ, &[&server.port.to_string()]);
+    assert!(
+        stdout.contains("kpi_values 458") && stdout.contains("manifest 1 succeeded"),
+        "{stdout}"
     );
 }
