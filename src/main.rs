@@ -59,6 +59,13 @@ enum Command {
         #[command(flatten)]
         vars: Vars,
     },
+    /// Complete the publishing of runs that died after committing, and remove the
+    /// leftovers of runs that never committed. Every run does this first, too.
+    Recover {
+        pipeline: PathBuf,
+        #[command(flatten)]
+        vars: Vars,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,6 +139,11 @@ async fn execute(command: Command) -> Result<(), KpipeError> {
                 "ok: {sources} sources, {} views, {outputs} outputs",
                 graph.views.len()
             );
+        }
+        Command::Recover { pipeline, vars } => {
+            let pipeline = load(&pipeline, &vars)?;
+            let completed = Runner::new(pipeline, Stores::default()).recover().await?;
+            println!("recovered: {completed} run(s) completed");
         }
         Command::Explain { pipeline, vars } => {
             let pipeline = load(&pipeline, &vars)?;

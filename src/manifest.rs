@@ -69,6 +69,10 @@ pub struct OutputFile {
     pub table: String,
     pub path: String,
     pub rows: u64,
+    /// Where the object waits in the run's staging folder until it is published (its
+    /// path inside the output root's store). A run that wrote its manifest and then
+    /// died is completed from these by the next run or `kpipe recover`.
+    pub staged: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -101,6 +101,60 @@ impl Runner {
         Ok(explain_text(&self.pipeline, &graph))
     }
 
+    /// Completes or discards runs that died: a staging folder whose run wrote a
+    /// `succeeded` manifest is published from it (the run had committed); one without a
+    /// manifest, older than a day, is removed (the run did not happen; a younger one may
+    /// belong to a run still going). Returns how many runs were completed.
+    pub async fn recover(&mut self) -> Result<usize> {
+        let root = self.pipeline.output_root.clone();
+        let store = self.stores.store_for(&root)?;
+        let base = object_path(&root)?;
+        let staging = base.clone().join("_staging");
+        let listing = store
+            .list_with_delimiter(Some(&staging))
+            .await
+            .map_err(|e| KpipeError::from_store(e, &format!("listing {staging}")))?;
+        let mut completed = 0;
+        for folder in listing.common_prefixes {
+            let Some(run_id) = folder.filename().map(str::to_string) else {
+                continue;
+            };
+            let manifest_path = base.clone().join("runs").join(format!("{run_id}.json"));
+            let manifest = match store.get(&manifest_path).await {
+                Ok(body) => {
+                    let bytes = body
+                        .bytes()
+                        .await
+                        .map_err(|e| KpipeError::from_store(e, "reading a manifest"))?;
+                    serde_json::from_slice::<serde_json::Value>(&bytes).ok()
+                }
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => {
+                    return Err(KpipeError::from_store(
+                        e,
+                        &format!("reading {manifest_path}"),
+                    ));
+                }
+            };
+            let folder_url = folder_url_of(&root, &folder)?;
+            match manifest {
+                Some(m) if m["outcome"] == "succeeded" => {
+                    roll_forward(store.as_ref(), &base, &m).await?;
+                    remove_folder(&mut self.stores, &folder_url).await?;
+                    tracing::warn!(%run_id, "completed the publishing of a run that died after committing");
+                    completed += 1;
+                }
+                Some(_) => remove_folder(&mut self.stores, &folder_url).await?,
+                None if run_age(&run_id).is_some_and(|age| age > chrono::Duration::days(1)) => {
+                    tracing::warn!(%run_id, "removed the staging folder of a run that never committed");
+                    remove_folder(&mut self.stores, &folder_url).await?;
+                }
+                None => {}
+            }
+        }
+        Ok(completed)
+    }
+
     /// Runs the pipeline for `as_of`: reads and checks the sources, writes the
     /// quarantine, stops if a source has too many bad rows, then plans the views and
     /// writes every output. The staged extracts are removed at the end, whatever
@@ -114,6 +168,7 @@ impl Runner {
 
         let ctx = engine::session(&self.pipeline, &mut self.stores)?;
         let graph = engine::view_graph(&self.pipeline, &ctx).map_err(KpipeError::Config)?;
+        self.recover().await?;
         let staging = folder(&self.pipeline.output_root, &format!("_staging/{run_id}"))?;
         let mut summary = RunSummary {
             as_of,
@@ -128,16 +183,43 @@ impl Runner {
             result = self.run_staged(&ctx, &graph, &values, &staging, &mut summary) => result,
             () = stopped(stop) => Err(KpipeError::Interrupted("asked to stop".into())),
         };
+        let staged = match result {
+            Ok(staged) => staged,
+            Err(error) => {
+                if let Err(e) = remove_folder(&mut self.stores, &staging).await {
+                    tracing::warn!(error = %e, "could not remove the staged extracts");
+                }
+                summary.elapsed = started.elapsed();
+                let manifest = self.manifest(&summary, &values, started_at, Some(&error), &[]);
+                self.write_manifest(&manifest).await?;
+                return Err(error);
+            }
+        };
+
+        // Commit: the manifest names every object the run publishes and where it is
+        // staged. Before it exists the run did not happen; once it does, the run is
+        // completed, by this process or by the next run's recovery.
+        let root = self.pipeline.output_root.clone();
+        summary
+            .outputs
+            .extend(staged.iter().map(|s| s.stat.clone()));
+        summary.elapsed = started.elapsed();
+        let manifest = self.manifest(&summary, &values, started_at, None, &staged);
+        self.write_manifest(&manifest).await?;
+        summary
+            .outputs
+            .truncate(summary.outputs.len() - staged.len());
+        tracing::info!(tables = staged.len(), "publishing");
+        let periods = values.periods();
+        for stat in staged {
+            summary
+                .outputs
+                .push(publish(&mut self.stores, &root, stat, &periods).await?);
+        }
         if let Err(e) = remove_folder(&mut self.stores, &staging).await {
             tracing::warn!(error = %e, "could not remove the staged extracts");
         }
         summary.elapsed = started.elapsed();
-
-        // The manifest is the last thing a run writes: without it, the run did not
-        // happen. A run that failed after reading its inputs records why.
-        let manifest = self.manifest(&summary, &values, started_at, result.as_ref().err());
-        self.write_manifest(&manifest).await?;
-        result?;
         log_summary(&summary);
         Ok(summary)
     }
@@ -148,6 +230,7 @@ impl Runner {
         values: &RunValues,
         started_at: chrono::DateTime<chrono::Utc>,
         error: Option<&KpipeError>,
+        staged: &[StagedOutput],
     ) -> manifest::Manifest {
         let pipeline = &self.pipeline;
         let base = crate::storage::base_of(&pipeline.output_root);
@@ -174,17 +257,25 @@ impl Runner {
                 });
             }
         }
-        let outputs = summary
-            .outputs
-            .iter()
-            .flat_map(|o| {
-                o.files.iter().map(|f| manifest::OutputFile {
-                    table: o.name.clone(),
-                    path: format!("{base}/{}", f.path),
-                    rows: f.rows as u64,
-                })
-            })
-            .collect();
+        let mut outputs = Vec::new();
+        for output in &summary.outputs {
+            let staged = staged.iter().find(|s| s.stat.name == output.name);
+            let table =
+                object_path(&pipeline.output_root).map(|root| root.join(output.name.as_str()));
+            for file in &output.files {
+                // A staged file is published at the same path under the table.
+                let published = match (staged, &table) {
+                    (Some(s), Ok(table)) => published_path(&s.staged_table, table, &file.path).ok(),
+                    _ => Some(file.path.clone()),
+                };
+                outputs.push(manifest::OutputFile {
+                    table: output.name.clone(),
+                    path: format!("{base}/{}", published.as_ref().unwrap_or(&file.path)),
+                    rows: file.rows as u64,
+                    staged: staged.map(|_| file.path.to_string()),
+                });
+            }
+        }
         let mut timings: Vec<manifest::Timing> = Vec::new();
         let timing = |step, name: &str, d: Duration| manifest::Timing {
             step,
@@ -258,7 +349,7 @@ impl Runner {
         values: &RunValues,
         staging: &Url,
         summary: &mut RunSummary,
-    ) -> Result<()> {
+    ) -> Result<Vec<StagedOutput>> {
         let pipeline = &self.pipeline;
         let run_id = summary.run_id.clone();
         summary.sources =
@@ -312,16 +403,74 @@ impl Runner {
             staged.push(stat);
         }
 
-        // Everything is computed and written; only now does anything replace what
-        // readers see, object by object, in the time it takes to rename them.
-        tracing::info!(tables = staged.len(), "publishing");
-        for stat in staged {
-            summary
-                .outputs
-                .push(publish(&mut self.stores, root, stat, &periods).await?);
-        }
-        Ok(())
+        Ok(staged)
     }
+}
+
+/// The URL of a folder of `root`'s store.
+fn folder_url_of(root: &Url, folder: &object_store::path::Path) -> Result<Url> {
+    let base = crate::storage::base_of(root);
+    Url::parse(&format!("{base}/{folder}/"))
+        .map_err(|e| KpipeError::Internal(format!("{folder}: {e}")))
+}
+
+/// How long ago a run started, from its id (`AS_OF.YYYYMMDDTHHMMSS.fffZ.PID`).
+fn run_age(run_id: &str) -> Option<chrono::Duration> {
+    let stamp = run_id.split('.').nth(1)?;
+    let started = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S").ok()?;
+    Some(chrono::Utc::now().naive_utc() - started)
+}
+
+/// Publishes what a committed manifest lists and is still staged, then removes the
+/// partitions of its window that it did not write.
+async fn roll_forward(
+    store: &dyn object_store::ObjectStore,
+    base: &object_store::path::Path,
+    m: &serde_json::Value,
+) -> Result<()> {
+    let periods: Vec<String> = m["periods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    let mut tables: std::collections::BTreeMap<String, Vec<WrittenFile>> = Default::default();
+    for output in m["outputs"].as_array().into_iter().flatten() {
+        let (Some(table), Some(path)) = (output["table"].as_str(), output["path"].as_str()) else {
+            continue;
+        };
+        // Paths are URLs; the object path follows `scheme://host/`.
+        let object = path.splitn(4, '/').nth(3).unwrap_or_default();
+        let published = object_store::path::Path::parse(object)
+            .map_err(|e| KpipeError::Internal(format!("manifest path {path}: {e}")))?;
+        if let Some(staged) = output["staged"].as_str() {
+            let staged = object_store::path::Path::parse(staged)
+                .map_err(|e| KpipeError::Internal(format!("manifest path {staged}: {e}")))?;
+            match store.rename(&staged, &published).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(KpipeError::from_store(
+                        e,
+                        &format!("publishing {published}"),
+                    ));
+                }
+            }
+        }
+        tables
+            .entry(table.to_string())
+            .or_default()
+            .push(WrittenFile {
+                path: published,
+                rows: 0,
+            });
+    }
+    for (table, files) in tables {
+        if files.iter().any(|f| f.path.as_ref().contains("/period=")) {
+            remove_stale_periods(store, &base.clone().join(table.as_str()), &periods, &files)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Resolves when `stop` turns true; never without one.
@@ -415,6 +564,21 @@ async fn stage_output(
         staged_table,
         partition_by: partition_by.to_vec(),
     })
+}
+
+/// Where a staged object of `staged_table` is published under `table`.
+fn published_path(
+    staged_table: &object_store::path::Path,
+    table: &object_store::path::Path,
+    file: &object_store::path::Path,
+) -> Result<object_store::path::Path> {
+    let prefix = format!("{staged_table}/");
+    let relative = file
+        .as_ref()
+        .strip_prefix(prefix.as_str())
+        .ok_or_else(|| KpipeError::Internal(format!("{file} is not under {staged_table}")))?;
+    object_store::path::Path::parse(format!("{table}/{relative}"))
+        .map_err(|e| KpipeError::Internal(format!("publishing {file}: {e}")))
 }
 
 /// Moves a staged table's objects to their published names under `root`, each in one

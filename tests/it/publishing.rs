@@ -331,3 +331,30 @@ fn a_run_killed_at_any_point_before_publishing_leaves_the_previous_state() {
         "published exactly once more"
     );
 }
+
+#[test]
+fn a_run_killed_after_committing_is_completed_by_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    let out = dir.path().join("out");
+
+    // What a run on these inputs publishes, from a clean run elsewhere.
+    let clean = tempfile::tempdir().unwrap();
+    copy_fixtures(clean.path());
+    let output = run_shipped(clean.path(), "in", &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let expected = kpi_objects(&clean.path().join("out"));
+
+    // Killed as soon as its manifest (the commit) is written, maybe before publishing.
+    kill_at(dir.path(), "run manifest written");
+    let m = manifest(&out);
+    assert_eq!(m["outcome"], "succeeded");
+
+    let output = crate::common::kpipe(
+        dir.path(),
+        &["recover", crate::common::shipped_pipeline().to_str().unwrap(), "--var", "input_root=in"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(kpi_objects(&out), expected, "the committed run is published whole");
+    assert!(!out.join("_staging").exists(), "nothing is left staged");
+}
