@@ -177,8 +177,17 @@ fn store_kind(error: &object_store::Error) -> Kind {
     match error {
         E::NotFound { .. } | E::PermissionDenied { .. } | E::Unauthenticated { .. } => Kind::Data,
         E::InvalidPath { .. } | E::NotSupported { .. } | E::NotImplemented { .. } => Kind::Internal,
+        // Cloud stores report some refusals (a LIST answered 403) as generic errors that
+        // carry only the HTTP status in their text; a retry cannot help those.
+        E::Generic { source, .. } if refused(&source.to_string()) => Kind::Data,
         _ => Kind::Transient,
     }
+}
+
+fn refused(message: &str) -> bool {
+    ["401 Unauthorized", "403 Forbidden", "404 Not Found"]
+        .iter()
+        .any(|status| message.contains(status))
 }
 
 pub type Result<T, E = KpipeError> = std::result::Result<T, E>;

@@ -352,9 +352,18 @@ fn a_run_killed_after_committing_is_completed_by_recovery() {
 
     let output = crate::common::kpipe(
         dir.path(),
-        &["recover", crate::common::shipped_pipeline().to_str().unwrap(), "--var", "input_root=in"],
+        &[
+            "recover",
+            crate::common::shipped_pipeline().to_str().unwrap(),
+            "--var",
+            "input_root=in",
+        ],
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert_eq!(kpi_objects(&out), expected, "the committed run is published whole");
+    assert_eq!(
+        kpi_objects(&out),
+        expected,
+        "the committed run is published whole"
+    );
     assert!(!out.join("_staging").exists(), "nothing is left staged");
 }

@@ -177,6 +177,8 @@ fn a_store_that_stays_down_is_a_transient_failure_and_leaves_outputs_as_they_wer
 enum Fault {
     /// Answers the first request with 503 and closes.
     Unavailable,
+    /// Answers the first request with 403 (access denied) and closes.
+    Forbidden,
     /// Closes the connection as soon as it is accepted.
     Reset,
     /// Forwards, after holding the request for a second.
@@ -220,17 +222,21 @@ fn serve(mut client: TcpStream, upstream: u16, fault: Fault) {
     use std::io::{Read, Write};
     match fault {
         Fault::Reset => drop(client),
-        Fault::Unavailable | Fault::Hang => {
+        Fault::Unavailable | Fault::Forbidden | Fault::Hang => {
             let mut head = [0u8; 4096];
             let _ = client.read(&mut head);
-            if matches!(fault, Fault::Unavailable) {
-                let _ = client.write_all(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-            } else {
-                // Holds the connection until the client gives up on it.
-                let _ = client.read(&mut head);
-            }
+            let answer: &[u8] = match fault {
+                Fault::Unavailable => {
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                }
+                Fault::Forbidden => b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                _ => {
+                    // Holds the connection until the client gives up on it.
+                    let _ = client.read(&mut head);
+                    return;
+                }
+            };
+            let _ = client.write_all(answer);
         }
         Fault::Slow | Fault::None => {
             if matches!(fault, Fault::Slow) {
@@ -324,4 +330,21 @@ fn a_store_failing_every_request_leaves_the_previous_outputs_readable() {
         stdout.contains("kpi_values 458") && stdout.contains("manifest 1 succeeded"),
         "{stdout}"
     );
+}
+
+#[test]
+fn access_denied_is_bad_input_naming_the_location_not_a_retry() {
+    let server = S3Server::start();
+    let proxy = FaultProxy::start(server.port, Vec::new(), Fault::Forbidden);
+    let dir = tempfile::tempdir().unwrap();
+    let output = kpipe_on_s3(
+        dir.path(),
+        &proxy.endpoint(),
+        &shipped_pipeline(),
+        &["input_root=s3://kpipe/extracts"],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(65), "{stderr}");
+    assert!(stderr.contains("s3://kpipe/extracts/leads/"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
