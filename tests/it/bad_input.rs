@@ -132,17 +132,7 @@ fn a_stale_extract_fails_the_run_when_configured_to() {
     copy_fixtures(dir.path());
     age_leads(dir.path());
     let pipeline = pipeline_with_freshness(dir.path(), "fail");
-    let output = kpipe(
-        dir.path(),
-        &[
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            "input_root=in",
-        ],
-    );
+    let output = crate::common::run_pipeline(dir.path(), &pipeline, "in", &[]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(75), "{stderr}");
     assert!(stderr.contains("extract `leads` is stale"), "{stderr}");
@@ -155,17 +145,7 @@ fn a_stale_extract_warns_by_default() {
     copy_fixtures(dir.path());
     age_leads(dir.path());
     let pipeline = pipeline_with_freshness(dir.path(), "warn");
-    let output = kpipe(
-        dir.path(),
-        &[
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            "input_root=in",
-        ],
-    );
+    let output = crate::common::run_pipeline(dir.path(), &pipeline, "in", &[]);
     let stderr = text(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(
@@ -177,17 +157,7 @@ fn a_stale_extract_warns_by_default() {
     let fresh = tempfile::tempdir().unwrap();
     copy_fixtures(fresh.path());
     let pipeline = pipeline_with_freshness(fresh.path(), "fail");
-    let output = kpipe(
-        fresh.path(),
-        &[
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            "input_root=in",
-        ],
-    );
+    let output = crate::common::run_pipeline(fresh.path(), &pipeline, "in", &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(!text(&output.stderr).contains("stale"));
 }

@@ -87,7 +87,12 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
 /// Runs the shipped pipeline with the `kpipe` binary in `dir`, for as_of 2026-06-30,
 /// reading `input_root`; `extra` arguments are appended.
 pub fn run_shipped(dir: &Path, input_root: &str, extra: &[&str]) -> Output {
-    let pipeline = shipped_pipeline();
+    run_pipeline(dir, &shipped_pipeline(), input_root, extra)
+}
+
+/// Runs `pipeline` with the `kpipe` binary in `dir`, for as_of 2026-06-30, reading
+/// `input_root`; `extra` arguments are appended.
+pub fn run_pipeline(dir: &Path, pipeline: &Path, input_root: &str, extra: &[&str]) -> Output {
     let input = format!("input_root={input_root}");
     let mut args = vec![
         "run",
@@ -99,6 +104,26 @@ pub fn run_shipped(dir: &Path, input_root: &str, extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     kpipe(dir, &args)
+}
+
+/// Starts the shipped pipeline on `dir/in` in the background, logging JSON to a pipe.
+pub fn spawn_shipped(dir: &Path) -> std::process::Child {
+    let pipeline = shipped_pipeline();
+    Command::new(env!("CARGO_BIN_EXE_kpipe"))
+        .args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+        ])
+        .args(["--log-format", "json"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// Copies the bundled fixtures to `dir/in`, for tests that break them.

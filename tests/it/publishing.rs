@@ -146,26 +146,11 @@ fn a_month_without_rows_loses_its_partition_and_locked_months_stay() {
 #[test]
 fn sigterm_stops_the_run_without_publishing_what_it_had_not_finished() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let dir = tempfile::tempdir().unwrap();
     copy_fixtures(dir.path());
-    let pipeline = crate::common::shipped_pipeline();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kpipe"))
-        .args([
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            "input_root=in",
-        ])
-        .args(["--log-format", "json"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn_shipped(dir.path());
 
     // Stop it while it builds views: after the sources are staged, before any table
     // but the quarantine is written.
@@ -226,23 +211,7 @@ fn kpi_objects(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 /// Starts a run and kills it with SIGKILL as soon as stderr shows `event`.
 fn kill_at(dir: &Path, event: &str) {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let pipeline = crate::common::shipped_pipeline();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kpipe"))
-        .args([
-            "run",
-            pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            "input_root=in",
-        ])
-        .args(["--log-format", "json"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn_shipped(dir);
     let needle = format!("\"message\":\"{event}\"");
     let lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = false;
