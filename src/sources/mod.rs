@@ -283,6 +283,7 @@ fn register(ctx: &SessionContext, name: &str, table: Arc<dyn TableProvider>) -> 
 
 /// The source's files: objects under its folder with the format's extension.
 async fn list(source: &Source, store: &dyn ObjectStore) -> Result<SourceListing> {
+    check_local_files(source)?;
     let prefix = object_path(&source.url)?;
     let objects: Vec<ObjectMeta> =
         store
@@ -317,6 +318,39 @@ async fn list(source: &Source, store: &dyn ObjectStore) -> Result<SourceListing>
         file_rows: Vec::new(),
         elapsed: std::time::Duration::ZERO,
     })
+}
+
+/// object_store's local file system leaves out what it cannot read (a broken symbolic
+/// link) when it lists a folder; on local disk, look for such entries so that no file
+/// of an extract is skipped without a word.
+fn check_local_files(source: &Source) -> Result<()> {
+    let Ok(root) = source.url.to_file_path() else {
+        return Ok(());
+    };
+    let mut folders = vec![root];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => folders.push(path),
+                Ok(_) => {}
+                Err(e) => {
+                    let name = path.to_string_lossy().to_lowercase();
+                    if name.ends_with(source.format.extension()) {
+                        return Err(KpipeError::Data(format!(
+                            "{}: cannot be read ({e}), so extract `{}` would be incomplete",
+                            path.display(),
+                            source.name
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Object stores have no folders; on local disk an existing empty folder is an empty

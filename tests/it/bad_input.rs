@@ -161,3 +161,16 @@ fn a_stale_extract_warns_by_default() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(!text(&output.stderr).contains("stale"));
 }
+
+#[test]
+fn an_unreadable_file_in_an_extract_folder_is_named_not_skipped() {
+    let (code, stderr) = run_with(|input| {
+        std::os::unix::fs::symlink("/nonexistent/leads.csv", input.join("leads/leads-9.csv"))
+            .unwrap();
+    });
+    assert_eq!(code, Some(65), "{stderr}");
+    assert!(
+        stderr.contains("in/leads/leads-9.csv: cannot be read"),
+        "{stderr}"
+    );
+}
