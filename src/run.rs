@@ -88,9 +88,7 @@ impl Runner {
         let graph = engine::view_graph(&self.pipeline, &ctx).map_err(KpipeError::Config)?;
         sources::register_declared(&ctx, &self.pipeline)?;
         engine::register_builtin(&ctx, &self.pipeline, &values)?;
-        engine::plan_views(&ctx, &self.pipeline, &graph, &values)
-            .await
-            .map_err(KpipeError::Config)?;
+        engine::plan_views(&ctx, &self.pipeline, &graph, &values, None).await?;
         Ok(graph)
     }
 
@@ -376,9 +374,8 @@ impl Runner {
             return Err(e);
         }
         engine::register_builtin(ctx, pipeline, values)?;
-        engine::plan_views(ctx, pipeline, graph, values)
-            .await
-            .map_err(KpipeError::Config)?;
+        let materialized = folder(staging, "views")?;
+        engine::plan_views(ctx, pipeline, graph, values, Some(&materialized)).await?;
 
         // TODO(benchmark issue): counting a view's rows runs it once more than the
         // outputs need; at 10M+ leads this should become a setting or come from the

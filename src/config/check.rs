@@ -91,7 +91,7 @@ fn build(file: &Path, raw: RawPipeline, report: &mut YamlReporter) -> Pipeline {
     let output_root = root(&raw.output_root, "output_root", report);
     let params = params(raw.params, report);
     let sources = sources(raw.sources, &input_root, settings.bad_rows, report);
-    let views_dir = views_dir(file, raw.views, report);
+    let (views_dir, materialize) = views_dir(file, raw.views, report);
     let outputs = outputs(raw.outputs, report);
     let kpis = super::plans::kpis(raw.kpis, report);
     let plans = super::plans::plans(raw.plans, &kpis, report);
@@ -105,6 +105,7 @@ fn build(file: &Path, raw: RawPipeline, report: &mut YamlReporter) -> Pipeline {
         params,
         sources,
         views_dir,
+        materialize,
         outputs,
         kpis,
         plans,
@@ -419,13 +420,14 @@ fn check_column_rules(c: &RawColumn, path: &str, report: &mut YamlReporter) {
     }
 }
 
-fn views_dir(file: &Path, value: Value, report: &mut YamlReporter) -> PathBuf {
+fn views_dir(file: &Path, value: Value, report: &mut YamlReporter) -> (PathBuf, Vec<String>) {
     let raw = if value.is_null() {
         Some(RawViews::default())
     } else {
         typed::<RawViews>(value, "views", report)
     };
-    let dir = raw.and_then(|r| r.dir).unwrap_or_else(|| "sql".to_string());
+    let raw = raw.unwrap_or_default();
+    let dir = raw.dir.unwrap_or_else(|| "sql".to_string());
     let base = file.parent().unwrap_or(Path::new("."));
     let dir = base.join(dir);
     if !dir.is_dir() {
@@ -434,7 +436,7 @@ fn views_dir(file: &Path, value: Value, report: &mut YamlReporter) -> PathBuf {
             format!("`{}` is not a folder of .sql files", dir.display()),
         );
     }
-    dir
+    (dir, raw.materialize)
 }
 
 fn outputs(raw: serde_yaml_ng::Mapping, report: &mut YamlReporter) -> Vec<Output> {

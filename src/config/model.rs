@@ -27,6 +27,9 @@ pub struct Pipeline {
     pub sources: Vec<Source>,
     /// Folder holding one `.sql` file per view.
     pub views_dir: PathBuf,
+    /// Views computed once per run into the staging folder, then read back as Parquet
+    /// by the views and outputs that read them.
+    pub materialize: Vec<String>,
     pub outputs: Vec<Output>,
     pub kpis: Vec<Kpi>,
     /// Sorted by `effective_from`.

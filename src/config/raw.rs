@@ -180,6 +180,9 @@ pub struct RawViews {
     /// Folder of the `.sql` files, relative to the pipeline file. Default: `sql`.
     #[serde(default)]
     pub dir: Option<String>,
+    /// Views computed once per run and read back from Parquet by what reads them.
+    #[serde(default)]
+    pub materialize: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

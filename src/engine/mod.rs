@@ -120,12 +120,18 @@ pub fn view_graph(pipeline: &Pipeline, ctx: &SessionContext) -> Result<ViewGraph
 /// A view that fails to plan is reported, and so is every view that reads it; the
 /// others are still planned so that all problems show at once. Then checks that each
 /// output names a view that has its partition columns.
+///
+/// With `materialize_into` (a run, not validate), each view named in
+/// `views.materialize` is computed as soon as it is planned, written as Parquet under
+/// that folder, and registered as that Parquet, so the views after it read it instead
+/// of computing it again.
 pub async fn plan_views(
     ctx: &SessionContext,
     pipeline: &Pipeline,
     graph: &ViewGraph,
     values: &RunValues,
-) -> Result<(), Diagnostics> {
+    materialize_into: Option<&url::Url>,
+) -> Result<()> {
     let state = ctx.state();
     let lookup = |name: &str| values.lookup(pipeline, name);
     let mut problems = Diagnostics::default();
@@ -154,14 +160,60 @@ pub async fn plan_views(
             }
         };
         tracing::debug!(view = %view.name, plan = %plan.display_indent(), "view planned");
+        if let Some(folder) = materialize_into.filter(|_| pipeline.materialize.contains(&view.name))
+        {
+            if problems.is_empty() {
+                materialize(ctx, &view.name, plan, folder).await?;
+                continue;
+            }
+        }
         let table = ViewTable::new(plan, Some(view.sql.clone()));
         if let Err(e) = ctx.register_table(view.name.as_str(), Arc::new(table)) {
             problems.push(view.diagnostic(None, e.to_string()));
             failed.insert(view.name.clone());
         }
     }
+    for (i, name) in pipeline.materialize.iter().enumerate() {
+        if graph.view(name).is_none() {
+            problems.push(pipeline.diagnostic(
+                &format!("views.materialize[{i}]"),
+                format!("no view `{name}`"),
+            ));
+        }
+    }
     check_outputs(ctx, pipeline, graph, &failed, &mut problems).await;
-    problems.into_result(())
+    problems.into_result(()).map_err(KpipeError::Config)
+}
+
+/// Computes `plan` once into `folder/<name>/` as Parquet and registers that as `name`.
+async fn materialize(
+    ctx: &SessionContext,
+    name: &str,
+    plan: datafusion::logical_expr::LogicalPlan,
+    folder: &url::Url,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let engine = |e| KpipeError::from_engine(e, &format!("materializing view {name}"));
+    let target = folder
+        .join(&format!("{name}/"))
+        .map_err(|e| KpipeError::Internal(format!("materializing {name}: {e}")))?;
+    let frame = datafusion::dataframe::DataFrame::new(ctx.state(), plan);
+    frame
+        .write_parquet(
+            target.as_str(),
+            datafusion::dataframe::DataFrameWriteOptions::new(),
+            None,
+        )
+        .await
+        .map_err(engine)?;
+    let table = ctx
+        .read_parquet(target.as_str(), Default::default())
+        .await
+        .map_err(engine)?;
+    ctx.register_table(name, table.into_view())
+        .map_err(engine)?;
+    tracing::info!(view = %name, ms = started.elapsed().as_millis() as u64, "view materialized");
+    Ok(())
 }
 
 async fn check_outputs(

@@ -222,3 +222,19 @@ plans:
         "{stderr}"
     );
 }
+
+#[test]
+fn materializing_an_unknown_view_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: m\ninput_root: in\noutput_root: out\nviews:\n  materialize: [v, nope]\n{SOURCES}"
+    );
+    write(dir.path(), &yaml, &[("v", "SELECT lead_id FROM leads")]);
+    let (code, stderr) = validate(dir.path());
+    assert_eq!(code, 78, "{stderr}");
+    assert!(
+        stderr.contains("pipeline.yaml:5:20 views.materialize[1]: no view `nope`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`v`"), "{stderr}");
+}
