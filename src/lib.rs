@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod manifest;
+pub mod report;
 pub mod run;
 pub mod sinks;
 pub mod sources;

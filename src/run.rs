@@ -1,20 +1,24 @@
 //! The three commands over one pipeline: validate (plan without data), explain (the
 //! view graph) and run (read, build, write, summarise).
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
-use futures::{StreamExt, TryStreamExt};
+
 use object_store::ObjectStoreExt;
 use url::Url;
 
-use crate::config::{Diagnostics, Pipeline};
+use crate::config::Pipeline;
 use crate::engine::{self, RunValues, ViewGraph};
 use crate::error::{KpipeError, Result};
 use crate::manifest;
-use crate::sinks::parquet::{WrittenFile, write_table};
+use crate::report::{explain_text, log_summary};
+use crate::sinks::parquet::WrittenFile;
+use crate::sinks::publish::{
+    StagedOutput, folder, folder_url_of, publish, published_path, remove_folder, roll_forward,
+    run_age, stage_output,
+};
 use crate::sources::{self, QUARANTINE, SourceListing};
 use crate::storage::{Stores, object_path};
 
@@ -404,72 +408,6 @@ impl Runner {
     }
 }
 
-/// The URL of a folder of `root`'s store.
-fn folder_url_of(root: &Url, folder: &object_store::path::Path) -> Result<Url> {
-    let base = crate::storage::base_of(root);
-    Url::parse(&format!("{base}/{folder}/"))
-        .map_err(|e| KpipeError::Internal(format!("{folder}: {e}")))
-}
-
-/// How long ago a run started, from its id (`AS_OF.YYYYMMDDTHHMMSS.fffZ.PID`).
-fn run_age(run_id: &str) -> Option<chrono::Duration> {
-    let stamp = run_id.split('.').nth(1)?;
-    let started = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S").ok()?;
-    Some(chrono::Utc::now().naive_utc() - started)
-}
-
-/// Publishes what a committed manifest lists and is still staged, then removes the
-/// partitions of its window that it did not write.
-async fn roll_forward(
-    store: &dyn object_store::ObjectStore,
-    base: &object_store::path::Path,
-    m: &serde_json::Value,
-) -> Result<()> {
-    let periods: Vec<String> = m["periods"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str().map(str::to_string))
-        .collect();
-    let mut tables: std::collections::BTreeMap<String, Vec<WrittenFile>> = Default::default();
-    for output in m["outputs"].as_array().into_iter().flatten() {
-        let (Some(table), Some(path)) = (output["table"].as_str(), output["path"].as_str()) else {
-            continue;
-        };
-        // Paths are URLs; the object path follows `scheme://host/`.
-        let object = path.splitn(4, '/').nth(3).unwrap_or_default();
-        let published = object_store::path::Path::parse(object)
-            .map_err(|e| KpipeError::Internal(format!("manifest path {path}: {e}")))?;
-        if let Some(staged) = output["staged"].as_str() {
-            let staged = object_store::path::Path::parse(staged)
-                .map_err(|e| KpipeError::Internal(format!("manifest path {staged}: {e}")))?;
-            match store.rename(&staged, &published).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(KpipeError::from_store(
-                        e,
-                        &format!("publishing {published}"),
-                    ));
-                }
-            }
-        }
-        tables
-            .entry(table.to_string())
-            .or_default()
-            .push(WrittenFile {
-                path: published,
-                rows: 0,
-            });
-    }
-    for (table, files) in tables {
-        if files.iter().any(|f| f.path.as_ref().contains("/period=")) {
-            remove_stale_periods(store, &base.clone().join(table.as_str()), &periods, &files)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
 /// Resolves when `stop` turns true; never without one.
 async fn stopped(stop: Option<tokio::sync::watch::Receiver<bool>>) {
     match stop {
@@ -487,170 +425,6 @@ async fn stopped(stop: Option<tokio::sync::watch::Receiver<bool>>) {
 fn new_run_id(as_of: NaiveDate) -> String {
     let now = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     format!("{as_of}.{now}.{}", std::process::id())
-}
-
-/// `root` joined with the folder `name`.
-fn folder(root: &Url, name: &str) -> Result<Url> {
-    root.join(&format!("{name}/"))
-        .map_err(|e| KpipeError::Internal(format!("{root} + {name}: {e}")))
-}
-
-async fn remove_folder(stores: &mut Stores, url: &Url) -> Result<()> {
-    let store = stores.store_for(url)?;
-    let prefix = object_path(url)?;
-    let what = format!("removing {}", crate::storage::display_url(url));
-    let locations = store
-        .list(Some(&prefix))
-        .map_ok(|meta| meta.location)
-        .boxed();
-    store
-        .delete_stream(locations)
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(|e| KpipeError::from_store(e, &what))?;
-    // Renames out of the folder leave empty directories on local disk, which object
-    // stores do not have; remove them, and `_staging` itself once no run uses it.
-    if let Ok(path) = url.to_file_path() {
-        match std::fs::remove_dir_all(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(KpipeError::Transient(format!("{what}: {e}"))),
-        }
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
-    }
-    Ok(())
-}
-
-/// A table written to the staging folder, not yet visible to readers.
-struct StagedOutput {
-    stat: OutputStat,
-    staged_table: object_store::path::Path,
-    partition_by: Vec<String>,
-}
-
-/// Writes view `view` as table `name` under `tables` in the staging folder of `root`'s
-/// store.
-async fn stage_output(
-    ctx: &SessionContext,
-    stores: &mut Stores,
-    root: &Url,
-    tables: &object_store::path::Path,
-    name: &str,
-    view: &str,
-    partition_by: &[String],
-) -> Result<StagedOutput> {
-    let started = Instant::now();
-    let frame = ctx
-        .table(view)
-        .await
-        .map_err(|e| KpipeError::from_engine(e, &format!("output {name}")))?;
-    let store = stores.store_for(root)?;
-    let staged_table = tables.clone().join(name);
-    let files = write_table(frame, store, &staged_table, partition_by).await?;
-    let stat = OutputStat {
-        name: name.to_string(),
-        view: view.to_string(),
-        files,
-        elapsed: started.elapsed(),
-    };
-    tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), ms = ms(stat.elapsed), "output staged");
-    Ok(StagedOutput {
-        stat,
-        staged_table,
-        partition_by: partition_by.to_vec(),
-    })
-}
-
-/// Where a staged object of `staged_table` is published under `table`.
-fn published_path(
-    staged_table: &object_store::path::Path,
-    table: &object_store::path::Path,
-    file: &object_store::path::Path,
-) -> Result<object_store::path::Path> {
-    let prefix = format!("{staged_table}/");
-    let relative = file
-        .as_ref()
-        .strip_prefix(prefix.as_str())
-        .ok_or_else(|| KpipeError::Internal(format!("{file} is not under {staged_table}")))?;
-    object_store::path::Path::parse(format!("{table}/{relative}"))
-        .map_err(|e| KpipeError::Internal(format!("publishing {file}: {e}")))
-}
-
-/// Moves a staged table's objects to their published names under `root`, each in one
-/// rename (a server-side copy on object stores), then removes the partitions of the
-/// window it no longer has.
-async fn publish(
-    stores: &mut Stores,
-    root: &Url,
-    staged: StagedOutput,
-    periods: &[String],
-) -> Result<OutputStat> {
-    let store = stores.store_for(root)?;
-    let table = object_path(root)?.join(staged.stat.name.as_str());
-    let mut stat = staged.stat;
-    let prefix = format!("{}/", staged.staged_table);
-    for file in &mut stat.files {
-        let relative = file
-            .path
-            .as_ref()
-            .strip_prefix(prefix.as_str())
-            .ok_or_else(|| {
-                KpipeError::Internal(format!(
-                    "{} is not under {}",
-                    file.path, staged.staged_table
-                ))
-            })?;
-        let published = object_store::path::Path::parse(format!("{table}/{relative}"))
-            .map_err(|e| KpipeError::Internal(format!("publishing {}: {e}", file.path)))?;
-        store
-            .rename(&file.path, &published)
-            .await
-            .map_err(|e| KpipeError::from_store(e, &format!("publishing {published}")))?;
-        file.path = published;
-    }
-    if staged.partition_by.first().is_some_and(|c| c == "period") {
-        remove_stale_periods(store.as_ref(), &table, periods, &stat.files).await?;
-    }
-    tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), "output published");
-    Ok(stat)
-}
-
-/// A run owns the partitions of the periods it recomputes: an object under
-/// `table/period=P/` for a `P` of the window that this run did not write is stale (the
-/// month no longer has rows) and is removed. Partitions of locked months stay.
-async fn remove_stale_periods(
-    store: &dyn object_store::ObjectStore,
-    table: &object_store::path::Path,
-    periods: &[String],
-    written: &[WrittenFile],
-) -> Result<()> {
-    let what = format!("listing {table}");
-    let existing: Vec<_> = store
-        .list(Some(table))
-        .try_collect()
-        .await
-        .map_err(|e| KpipeError::from_store(e, &what))?;
-    for meta in existing {
-        let relative = meta
-            .location
-            .as_ref()
-            .strip_prefix(table.as_ref())
-            .unwrap_or_default();
-        let period = relative
-            .trim_start_matches('/')
-            .strip_prefix("period=")
-            .and_then(|r| r.split('/').next());
-        let owned = period.is_some_and(|p| periods.iter().any(|w| w == p));
-        if owned && !written.iter().any(|f| f.path == meta.location) {
-            store.delete(&meta.location).await.map_err(|e| {
-                KpipeError::from_store(e, &format!("removing stale {}", meta.location))
-            })?;
-            tracing::info!(object = %meta.location, "stale partition removed");
-        }
-    }
-    Ok(())
 }
 
 /// Stops the run when a source has more bad rows than its threshold allows, naming
@@ -701,155 +475,6 @@ async fn count(ctx: &SessionContext, table: &str, what: &str) -> Result<StepStat
     })
 }
 
-fn ms(duration: Duration) -> u64 {
+pub(crate) fn ms(duration: Duration) -> u64 {
     duration.as_millis() as u64
-}
-
-fn log_summary(summary: &RunSummary) {
-    let rows_read: u64 = summary.sources.iter().map(|s| s.rows_read).sum();
-    let rows_bad: u64 = summary.sources.iter().map(|s| s.rows_bad).sum();
-    let rows_written: usize = summary.outputs.iter().map(OutputStat::rows).sum();
-    tracing::info!(
-        as_of = %summary.as_of,
-        run_id = %summary.run_id,
-        sources = summary.sources.len(),
-        rows_read,
-        rows_bad,
-        views = summary.views.len(),
-        outputs = summary.outputs.len(),
-        rows_written,
-        ms = ms(summary.elapsed),
-        "run finished"
-    );
-}
-
-impl RunSummary {
-    /// The closing summary as a table for people.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "kpipe run {} for as_of {} finished in {} ms",
-            self.run_id,
-            self.as_of,
-            ms(self.elapsed)
-        );
-        let row = |out: &mut String,
-                   step: &str,
-                   name: &str,
-                   files: String,
-                   rows: String,
-                   bad: String,
-                   ms: u64| {
-            let _ = writeln!(
-                out,
-                "{step:<8} {name:<28} {files:>6} {rows:>10} {bad:>8} {ms:>8}"
-            );
-        };
-        row(
-            &mut out,
-            "step",
-            "name",
-            "files".into(),
-            "rows".into(),
-            "bad".into(),
-            0,
-        );
-        for s in &self.sources {
-            let elapsed = ms(s.elapsed);
-            row(
-                &mut out,
-                "source",
-                &s.name,
-                s.files.len().to_string(),
-                s.rows_read.to_string(),
-                s.rows_bad.to_string(),
-                elapsed,
-            );
-        }
-        for v in &self.views {
-            row(
-                &mut out,
-                "view",
-                &v.name,
-                String::new(),
-                v.rows.to_string(),
-                String::new(),
-                ms(v.elapsed),
-            );
-        }
-        for o in &self.outputs {
-            row(
-                &mut out,
-                "output",
-                &o.name,
-                o.files.len().to_string(),
-                o.rows().to_string(),
-                String::new(),
-                ms(o.elapsed),
-            );
-        }
-        out
-    }
-}
-
-fn explain_text(pipeline: &Pipeline, graph: &ViewGraph) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "pipeline {} ({})",
-        pipeline.name,
-        pipeline.file.display()
-    );
-    let _ = writeln!(out, "\nsources:");
-    for source in &pipeline.sources {
-        let required = if source.required { ", required" } else { "" };
-        let format = format!("{:?}", source.format).to_lowercase();
-        let _ = writeln!(
-            out,
-            "  {:<24} {format} at {}{required}",
-            source.name,
-            crate::storage::display_url(&source.url)
-        );
-    }
-    let _ = writeln!(out, "\nviews, in build order:");
-    for view in &graph.views {
-        let reads = if view.reads.is_empty() {
-            "nothing".to_string()
-        } else {
-            view.reads.join(", ")
-        };
-        let _ = writeln!(out, "  {:<24} reads {reads}", view.name);
-        if !view.params.is_empty() {
-            let params: Vec<String> = view.params.iter().map(|p| format!("${p}")).collect();
-            let _ = writeln!(out, "  {:<24} params {}", "", params.join(", "));
-        }
-    }
-    let _ = writeln!(out, "\noutputs:");
-    for output in &pipeline.outputs {
-        let mut location = format!(
-            "{}{}/",
-            crate::storage::display_url(&pipeline.output_root),
-            output.name
-        );
-        for column in &output.partition_by {
-            let _ = write!(location, "{column}=…/");
-        }
-        let upstream: Vec<String> = graph.upstream(&output.view).into_iter().collect();
-        let _ = writeln!(
-            out,
-            "  {:<24} view {} -> {}data.parquet",
-            output.name, output.view, location
-        );
-        let _ = writeln!(out, "  {:<24} from {}", "", upstream.join(", "));
-    }
-    out
-}
-
-/// Problems of a failed validation, for callers that want them as data.
-pub fn diagnostics(error: &KpipeError) -> Option<&Diagnostics> {
-    match error {
-        KpipeError::Config(d) => Some(d),
-        _ => None,
-    }
 }

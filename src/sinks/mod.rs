@@ -2,3 +2,4 @@
 //! output root.
 
 pub mod parquet;
+pub mod publish;

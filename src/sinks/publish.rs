@@ -1,0 +1,246 @@
+//! Sinks: publishing. A run writes its tables into its staging folder, commits by
+//! writing its manifest, then moves the staged objects to their published names; a run
+//! that died after committing is completed from its manifest (`roll_forward`). See the
+//! README, "Publishing: what a reader sees".
+
+use std::time::Instant;
+
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use url::Url;
+
+use crate::error::{KpipeError, Result};
+use crate::run::{OutputStat, ms};
+use crate::sinks::parquet::{WrittenFile, write_table};
+use crate::storage::{Stores, object_path};
+
+/// The URL of a folder of `root`'s store.
+pub(crate) fn folder_url_of(root: &Url, folder: &object_store::path::Path) -> Result<Url> {
+    let base = crate::storage::base_of(root);
+    Url::parse(&format!("{base}/{folder}/"))
+        .map_err(|e| KpipeError::Internal(format!("{folder}: {e}")))
+}
+
+/// How long ago a run started, from its id (`AS_OF.YYYYMMDDTHHMMSS.fffZ.PID`).
+pub(crate) fn run_age(run_id: &str) -> Option<chrono::Duration> {
+    let stamp = run_id.split('.').nth(1)?;
+    let started = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S").ok()?;
+    Some(chrono::Utc::now().naive_utc() - started)
+}
+
+/// Publishes what a committed manifest lists and is still staged, then removes the
+/// partitions of its window that it did not write.
+pub(crate) async fn roll_forward(
+    store: &dyn object_store::ObjectStore,
+    base: &object_store::path::Path,
+    m: &serde_json::Value,
+) -> Result<()> {
+    let periods: Vec<String> = m["periods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    let mut tables: std::collections::BTreeMap<String, Vec<WrittenFile>> = Default::default();
+    for output in m["outputs"].as_array().into_iter().flatten() {
+        let (Some(table), Some(path)) = (output["table"].as_str(), output["path"].as_str()) else {
+            continue;
+        };
+        // Paths are URLs; the object path follows `scheme://host/`.
+        let object = path.splitn(4, '/').nth(3).unwrap_or_default();
+        let published = object_store::path::Path::parse(object)
+            .map_err(|e| KpipeError::Internal(format!("manifest path {path}: {e}")))?;
+        if let Some(staged) = output["staged"].as_str() {
+            let staged = object_store::path::Path::parse(staged)
+                .map_err(|e| KpipeError::Internal(format!("manifest path {staged}: {e}")))?;
+            match store.rename(&staged, &published).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(KpipeError::from_store(
+                        e,
+                        &format!("publishing {published}"),
+                    ));
+                }
+            }
+        }
+        tables
+            .entry(table.to_string())
+            .or_default()
+            .push(WrittenFile {
+                path: published,
+                rows: 0,
+            });
+    }
+    for (table, files) in tables {
+        if files.iter().any(|f| f.path.as_ref().contains("/period=")) {
+            remove_stale_periods(store, &base.clone().join(table.as_str()), &periods, &files)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `root` joined with the folder `name`.
+pub(crate) fn folder(root: &Url, name: &str) -> Result<Url> {
+    root.join(&format!("{name}/"))
+        .map_err(|e| KpipeError::Internal(format!("{root} + {name}: {e}")))
+}
+
+pub(crate) async fn remove_folder(stores: &mut Stores, url: &Url) -> Result<()> {
+    let store = stores.store_for(url)?;
+    let prefix = object_path(url)?;
+    let what = format!("removing {}", crate::storage::display_url(url));
+    let locations = store
+        .list(Some(&prefix))
+        .map_ok(|meta| meta.location)
+        .boxed();
+    store
+        .delete_stream(locations)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| KpipeError::from_store(e, &what))?;
+    // Renames out of the folder leave empty directories on local disk, which object
+    // stores do not have; remove them, and `_staging` itself once no run uses it.
+    if let Ok(path) = url.to_file_path() {
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(KpipeError::Transient(format!("{what}: {e}"))),
+        }
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    Ok(())
+}
+
+/// A table written to the staging folder, not yet visible to readers.
+pub(crate) struct StagedOutput {
+    pub(crate) stat: OutputStat,
+    pub(crate) staged_table: object_store::path::Path,
+    partition_by: Vec<String>,
+}
+
+/// Writes view `view` as table `name` under `tables` in the staging folder of `root`'s
+/// store.
+pub(crate) async fn stage_output(
+    ctx: &SessionContext,
+    stores: &mut Stores,
+    root: &Url,
+    tables: &object_store::path::Path,
+    name: &str,
+    view: &str,
+    partition_by: &[String],
+) -> Result<StagedOutput> {
+    let started = Instant::now();
+    let frame = ctx
+        .table(view)
+        .await
+        .map_err(|e| KpipeError::from_engine(e, &format!("output {name}")))?;
+    let store = stores.store_for(root)?;
+    let staged_table = tables.clone().join(name);
+    let files = write_table(frame, store, &staged_table, partition_by).await?;
+    let stat = OutputStat {
+        name: name.to_string(),
+        view: view.to_string(),
+        files,
+        elapsed: started.elapsed(),
+    };
+    tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), ms = ms(stat.elapsed), "output staged");
+    Ok(StagedOutput {
+        stat,
+        staged_table,
+        partition_by: partition_by.to_vec(),
+    })
+}
+
+/// Where a staged object of `staged_table` is published under `table`.
+pub(crate) fn published_path(
+    staged_table: &object_store::path::Path,
+    table: &object_store::path::Path,
+    file: &object_store::path::Path,
+) -> Result<object_store::path::Path> {
+    let prefix = format!("{staged_table}/");
+    let relative = file
+        .as_ref()
+        .strip_prefix(prefix.as_str())
+        .ok_or_else(|| KpipeError::Internal(format!("{file} is not under {staged_table}")))?;
+    object_store::path::Path::parse(format!("{table}/{relative}"))
+        .map_err(|e| KpipeError::Internal(format!("publishing {file}: {e}")))
+}
+
+/// Moves a staged table's objects to their published names under `root`, each in one
+/// rename (a server-side copy on object stores), then removes the partitions of the
+/// window it no longer has.
+pub(crate) async fn publish(
+    stores: &mut Stores,
+    root: &Url,
+    staged: StagedOutput,
+    periods: &[String],
+) -> Result<OutputStat> {
+    let store = stores.store_for(root)?;
+    let table = object_path(root)?.join(staged.stat.name.as_str());
+    let mut stat = staged.stat;
+    let prefix = format!("{}/", staged.staged_table);
+    for file in &mut stat.files {
+        let relative = file
+            .path
+            .as_ref()
+            .strip_prefix(prefix.as_str())
+            .ok_or_else(|| {
+                KpipeError::Internal(format!(
+                    "{} is not under {}",
+                    file.path, staged.staged_table
+                ))
+            })?;
+        let published = object_store::path::Path::parse(format!("{table}/{relative}"))
+            .map_err(|e| KpipeError::Internal(format!("publishing {}: {e}", file.path)))?;
+        store
+            .rename(&file.path, &published)
+            .await
+            .map_err(|e| KpipeError::from_store(e, &format!("publishing {published}")))?;
+        file.path = published;
+    }
+    if staged.partition_by.first().is_some_and(|c| c == "period") {
+        remove_stale_periods(store.as_ref(), &table, periods, &stat.files).await?;
+    }
+    tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), "output published");
+    Ok(stat)
+}
+
+/// A run owns the partitions of the periods it recomputes: an object under
+/// `table/period=P/` for a `P` of the window that this run did not write is stale (the
+/// month no longer has rows) and is removed. Partitions of locked months stay.
+pub(crate) async fn remove_stale_periods(
+    store: &dyn object_store::ObjectStore,
+    table: &object_store::path::Path,
+    periods: &[String],
+    written: &[WrittenFile],
+) -> Result<()> {
+    let what = format!("listing {table}");
+    let existing: Vec<_> = store
+        .list(Some(table))
+        .try_collect()
+        .await
+        .map_err(|e| KpipeError::from_store(e, &what))?;
+    for meta in existing {
+        let relative = meta
+            .location
+            .as_ref()
+            .strip_prefix(table.as_ref())
+            .unwrap_or_default();
+        let period = relative
+            .trim_start_matches('/')
+            .strip_prefix("period=")
+            .and_then(|r| r.split('/').next());
+        let owned = period.is_some_and(|p| periods.iter().any(|w| w == p));
+        if owned && !written.iter().any(|f| f.path == meta.location) {
+            store.delete(&meta.location).await.map_err(|e| {
+                KpipeError::from_store(e, &format!("removing stale {}", meta.location))
+            })?;
+            tracing::info!(object = %meta.location, "stale partition removed");
+        }
+    }
+    Ok(())
+}
