@@ -3,6 +3,7 @@
 mod bad_input;
 mod common;
 mod contract;
+mod deploy;
 mod fuzz;
 mod pipeline_cli;
 mod publishing;
