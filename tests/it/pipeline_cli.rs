@@ -158,3 +158,24 @@ fn bad_command_lines_exit_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("is not YYYY-MM-DD"));
 }
+
+#[test]
+fn the_shipped_pipeline_validates_without_reading_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = shipped_pipeline();
+    // No extracts where the input root points: validate reads nothing.
+    let output = kpipe(
+        dir.path(),
+        &[
+            "validate",
+            pipeline.to_str().unwrap(),
+            "--var",
+            "input_root=/nonexistent",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout).trim(),
+        "ok: 12 sources, 32 views, 6 outputs"
+    );
+}
