@@ -245,10 +245,19 @@ pub async fn written_rows(
 /// A copy of the shipped pipeline in `dir`, with its views, and `from` replaced by `to`
 /// in the YAML (a test's own settings).
 pub fn shipped_pipeline_with(dir: &Path, from: &str, to: &str) -> PathBuf {
-    let yaml = std::fs::read_to_string(shipped_pipeline()).unwrap();
-    assert!(yaml.contains(from), "the shipped pipeline has no {from:?}");
+    shipped_pipeline_edited(dir, &[(from, to)])
+}
+
+/// A copy of the shipped pipeline in `dir`, with its views, and the first occurrence of
+/// each `from` replaced by its `to` in the YAML.
+pub fn shipped_pipeline_edited(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let mut yaml = std::fs::read_to_string(shipped_pipeline()).unwrap();
+    for (from, to) in edits {
+        assert!(yaml.contains(from), "the shipped pipeline has no {from:?}");
+        yaml = yaml.replacen(from, to, 1);
+    }
     let file = dir.join("pipeline-copy.yaml");
-    std::fs::write(&file, yaml.replacen(from, to, 1)).unwrap();
+    std::fs::write(&file, yaml).unwrap();
     std::fs::create_dir_all(dir.join("sql")).unwrap();
     for entry in std::fs::read_dir(root().join("pipelines/sql")).unwrap() {
         let path = entry.unwrap().path();
