@@ -8,7 +8,6 @@
 //! cluster needs an extension codec for it. Everything after staging is plain Parquet.
 
 mod contract;
-mod csv_header;
 mod scan;
 
 use std::sync::Arc;
@@ -27,7 +26,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 use url::Url;
 
-use crate::config::{Format, Pipeline, Source};
+use crate::config::{Pipeline, Source};
 use crate::error::{KpipeError, Result};
 use crate::storage::{Stores, display_url, object_path};
 
@@ -142,9 +141,6 @@ async fn stage(
     store: Arc<dyn ObjectStore>,
     staging: &Url,
 ) -> Result<DataFrame> {
-    for meta in files.iter().filter(|_| source.format == Format::Csv) {
-        check_header(source, meta, store.as_ref()).await?;
-    }
     let partitions: Vec<Arc<dyn PartitionStream>> = files
         .iter()
         .map(|meta| {
@@ -381,23 +377,6 @@ fn check_freshness(source: &Source, listing: &SourceListing) -> Result<()> {
         )));
     }
     tracing::warn!(source = %source.name, age_hours = hours, max_age_hours = allowed, "extract is stale");
-    Ok(())
-}
-
-/// An early, cheap check of a CSV file's header, before any row is read: a missing
-/// contract column names the file and the column.
-async fn check_header(source: &Source, meta: &ObjectMeta, store: &dyn ObjectStore) -> Result<()> {
-    let header = csv_header::read(store, meta, &source.url).await?;
-    for column in &source.columns {
-        if !header.contains(&column.name) {
-            return Err(KpipeError::Data(format!(
-                "{}: the header has no column `{}`, which extract `{}` requires",
-                object_display(source, meta),
-                column.name,
-                source.name
-            )));
-        }
-    }
     Ok(())
 }
 

@@ -154,8 +154,7 @@ impl BatchBuilder {
             .iter_mut()
             .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
-        let names = StringBuilder::new();
-        let mut names = names;
+        let mut names = StringBuilder::new();
         for _ in 0..self.rows {
             names.append_value(&file.name);
         }
@@ -180,6 +179,12 @@ async fn open_csv(
     file: FileInfo,
 ) -> Result<impl futures::Stream<Item = Result<RecordBatch, DataFusionError>> + Send, DataFusionError>
 {
+    if file.meta.size == 0 {
+        return Err(data_error(format!(
+            "{}: the file is empty; a CSV extract starts with a header row",
+            file.name
+        )));
+    }
     let what = format!("reading {}", file.name);
     let body = file
         .store
@@ -201,6 +206,21 @@ async fn open_csv(
         .await
         .map_err(|e| csv_error(&file.name, e))?
         .clone();
+    for (i, field) in header.iter().enumerate() {
+        if std::str::from_utf8(field).is_err() {
+            return Err(data_error(format!(
+                "{}:1: the header row is not UTF-8",
+                file.name
+            )));
+        }
+        if header.iter().take(i).any(|earlier| earlier == field) {
+            let name = String::from_utf8_lossy(field);
+            return Err(data_error(format!(
+                "{}:1: the header names column `{name}` twice",
+                file.name
+            )));
+        }
+    }
     let mut positions = Vec::with_capacity(file.columns.len());
     for (name, _) in &file.columns {
         let found = header.iter().position(|h| h == name.as_bytes());
@@ -236,15 +256,14 @@ async fn open_csv(
                     break;
                 }
                 let line = record.position().map_or(0, |p| p.line()) as i64;
-                for (builder, &i) in batch.columns.iter_mut().zip(&positions) {
+                for ((builder, &i), (column, _)) in
+                    batch.columns.iter_mut().zip(&positions).zip(&file.columns)
+                {
                     match record.get(i) {
                         None | Some(b"") => builder.append_null(),
                         Some(bytes) => match std::str::from_utf8(bytes) {
                             Ok(text) => builder.append_value(text),
                             Err(_) => {
-                                let column = &file.columns
-                                    [positions.iter().position(|p| *p == i).unwrap_or(0)]
-                                .0;
                                 return Err(data_error(format!(
                                     "{}:{line}: column `{column}` is not UTF-8 text",
                                     file.name

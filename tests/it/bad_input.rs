@@ -174,3 +174,32 @@ fn an_unreadable_file_in_an_extract_folder_is_named_not_skipped() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_header_naming_a_column_twice_or_not_in_utf8_names_the_file() {
+    let (code, stderr) = run_with(|input| {
+        std::fs::write(
+            input.join("touches/twice.csv"),
+            "touch_id,lead_id,employee_id,touched_at,kind,kind\n",
+        )
+        .unwrap();
+    });
+    assert_eq!(code, Some(65), "{stderr}");
+    assert!(
+        stderr.contains("in/touches/twice.csv:1: the header names column `kind` twice"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = run_with(|input| {
+        std::fs::write(
+            input.join("touches/latin1.csv"),
+            b"touch_id,lead_id,employee_id,touched_at,kind,caf\xe9\n",
+        )
+        .unwrap();
+    });
+    assert_eq!(code, Some(65), "{stderr}");
+    assert!(
+        stderr.contains("in/touches/latin1.csv:1: the header row is not UTF-8"),
+        "{stderr}"
+    );
+}
