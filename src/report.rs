@@ -42,7 +42,7 @@ impl RunSummary {
                    files: String,
                    rows: String,
                    bad: String,
-                   ms: u64| {
+                   ms: String| {
             let _ = writeln!(
                 out,
                 "{step:<8} {name:<28} {files:>6} {rows:>10} {bad:>8} {ms:>8}"
@@ -55,10 +55,9 @@ impl RunSummary {
             "files".into(),
             "rows".into(),
             "bad".into(),
-            0,
+            "ms".into(),
         );
         for s in &self.sources {
-            let elapsed = ms(s.elapsed);
             row(
                 &mut out,
                 "source",
@@ -66,7 +65,7 @@ impl RunSummary {
                 s.files.len().to_string(),
                 s.rows_read.to_string(),
                 s.rows_bad.to_string(),
-                elapsed,
+                ms(s.elapsed).to_string(),
             );
         }
         for v in &self.views {
@@ -77,7 +76,7 @@ impl RunSummary {
                 String::new(),
                 v.rows.to_string(),
                 String::new(),
-                ms(v.elapsed),
+                ms(v.elapsed).to_string(),
             );
         }
         for o in &self.outputs {
@@ -88,7 +87,7 @@ impl RunSummary {
                 o.files.len().to_string(),
                 o.rows().to_string(),
                 String::new(),
-                ms(o.elapsed),
+                ms(o.elapsed).to_string(),
             );
         }
         out
