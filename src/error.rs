@@ -34,6 +34,9 @@ pub enum KpipeError {
     /// The pipeline YAML or one of its SQL views is wrong; every problem is listed.
     #[error("the pipeline is not valid ({count} problem(s)):\n{problems}", count = .0.len(), problems = .0)]
     Config(Diagnostics),
+    /// The command line asks for something that cannot be done (clap checks the rest).
+    #[error("{0}")]
+    Usage(String),
     /// An extract breaks its contract or cannot be read as its format says.
     #[error("bad input data: {0}")]
     Data(String),
@@ -52,6 +55,7 @@ impl KpipeError {
     pub fn exit_code(&self) -> u8 {
         match self {
             KpipeError::Config(_) => exit_code::BAD_CONFIG,
+            KpipeError::Usage(_) => exit_code::USAGE,
             KpipeError::Data(_) => exit_code::BAD_DATA,
             KpipeError::Transient(_) => exit_code::TRANSIENT,
             KpipeError::Internal(_) => exit_code::INTERNAL,

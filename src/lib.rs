@@ -8,6 +8,7 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod ledger;
 pub mod manifest;
 pub mod report;
 pub mod run;
@@ -16,4 +17,4 @@ pub mod sources;
 pub mod storage;
 
 pub use error::{KpipeError, Result};
-pub use run::{RunSummary, Runner};
+pub use run::{RunOptions, RunSummary, Runner};

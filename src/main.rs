@@ -10,7 +10,7 @@ use kpipe::config::{self, CliThenEnv};
 use kpipe::engine::yesterday;
 use kpipe::error::exit_code;
 use kpipe::storage::Stores;
-use kpipe::{KpipeError, Runner};
+use kpipe::{KpipeError, RunOptions, Runner};
 
 /// kpipe runs a YAML-declared KPI pipeline on Apache DataFusion: it reads the extracts,
 /// builds the SQL views in dependency order and writes the outputs as Parquet.
@@ -44,6 +44,14 @@ enum Command {
         /// pipeline's business time zone.
         #[arg(long, value_parser = parse_date)]
         as_of: Option<NaiveDate>,
+        /// Recompute a locked month (YYYY-MM, before the lookback window) on purpose, and
+        /// append its ledger adjustments.
+        #[arg(long, value_name = "YYYY-MM")]
+        restate: Option<String>,
+        /// Compute everything and print the ledger's drift (who, which component, how
+        /// much); publish and append nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         vars: Vars,
     },
@@ -120,12 +128,15 @@ async fn execute(command: Command) -> Result<(), KpipeError> {
         Command::Run {
             pipeline,
             as_of,
+            restate,
+            dry_run,
             vars,
         } => {
             let pipeline = load(&pipeline, &vars)?;
             let as_of = as_of.unwrap_or_else(|| yesterday(pipeline.settings.timezone));
             let mut runner = Runner::new(pipeline, Stores::default()).with_stop(stop_on_signal());
-            let summary = runner.run(as_of).await?;
+            let options = RunOptions { restate, dry_run };
+            let summary = runner.run_with(as_of, &options).await?;
             print!("{}", summary.to_text());
         }
         Command::Validate { pipeline, vars } => {

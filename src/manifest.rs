@@ -120,9 +120,15 @@ pub fn plan_versions(pipeline: &Pipeline) -> Vec<PlanVersion> {
         .map(|plan| PlanVersion {
             name: plan.name.clone(),
             effective_from: plan.effective_from,
-            version: hex(Sha256::digest(format!("{plan:?}").as_bytes()).as_slice()),
+            version: plan_version(plan),
         })
         .collect()
+}
+
+/// A plan's fingerprint: SHA-256 of everything it says. Ledger entries carry it, so an
+/// adjustment can tell a changed plan from changed data.
+pub fn plan_version(plan: &crate::config::Plan) -> String {
+    hex(Sha256::digest(format!("{plan:?}").as_bytes()).as_slice())
 }
 
 fn hex(bytes: &[u8]) -> String {

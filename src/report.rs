@@ -90,6 +90,23 @@ impl RunSummary {
                 ms(o.elapsed).to_string(),
             );
         }
+        if let Some(ledger) = &self.ledger {
+            let verb = if ledger.dry_run {
+                "would append"
+            } else {
+                "appended"
+            };
+            let _ = writeln!(
+                out,
+                "\nbonus ledger: {} entries before this run, {verb} {}, {} statements",
+                ledger.entries_before,
+                ledger.drift.len(),
+                ledger.statements
+            );
+            if ledger.dry_run || !ledger.drift.is_empty() {
+                out.push_str(&crate::ledger::drift_text(&ledger.drift));
+            }
+        }
         out
     }
 }
@@ -143,6 +160,20 @@ pub(crate) fn explain_text(pipeline: &Pipeline, graph: &ViewGraph) -> String {
             output.name, output.view, location
         );
         let _ = writeln!(out, "  {:<24} from {}", "", upstream.join(", "));
+    }
+    if let Some(ledger) = &pipeline.ledger {
+        let root = crate::storage::display_url(&ledger.root);
+        let _ = writeln!(out, "\nbonus ledger (names and pay, under its own root):");
+        let _ = writeln!(
+            out,
+            "  {:<24} view {} -> {root}bonus_ledger/<run_id>.parquet",
+            "bonus_ledger", ledger.payouts
+        );
+        let _ = writeln!(
+            out,
+            "  {:<24} -> {root}statements/period=…/<employee>.html, .json",
+            "statements"
+        );
     }
     out
 }

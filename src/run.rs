@@ -12,12 +12,13 @@ use url::Url;
 use crate::config::Pipeline;
 use crate::engine::{self, RunValues, ViewGraph};
 use crate::error::{KpipeError, Result};
+use crate::ledger::{self, Drift, Posting, statements};
 use crate::manifest;
 use crate::report::{explain_text, log_summary};
-use crate::sinks::parquet::WrittenFile;
+use crate::sinks::parquet::{WrittenFile, write_table};
 use crate::sinks::publish::{
-    StagedOutput, folder, folder_url_of, publish, published_path, remove_folder, roll_forward,
-    run_age, stage_output,
+    StagedFile, StagedOutput, folder, folder_url_of, publish, publish_files, published_path,
+    remove_folder, roll_forward, run_age, stage_output,
 };
 use crate::sources::{self, QUARANTINE, SourceListing};
 use crate::storage::{Stores, object_path};
@@ -30,7 +31,34 @@ pub struct RunSummary {
     pub sources: Vec<SourceListing>,
     pub views: Vec<StepStat>,
     pub outputs: Vec<OutputStat>,
+    /// What the run did to the bonus ledger, when the pipeline has one.
+    pub ledger: Option<LedgerStat>,
     pub elapsed: Duration,
+}
+
+/// The ledger as the run found it and what the run appended (or, in a dry run, would
+/// append).
+#[derive(Debug, Clone)]
+pub struct LedgerStat {
+    pub entries_before: usize,
+    pub drift: Vec<Drift>,
+    pub statements: usize,
+    pub dry_run: bool,
+}
+
+/// How a run differs from the nightly one.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// A locked month (`YYYY-MM`) to recompute on purpose, with the window.
+    pub restate: Option<String>,
+    /// Compute everything, print the ledger's drift, publish and append nothing.
+    pub dry_run: bool,
+}
+
+/// What a run staged for the ledger.
+struct LedgerStaged {
+    files: Vec<StagedFile>,
+    stat: LedgerStat,
 }
 
 /// Rows of one view, and the time taken to produce them.
@@ -106,21 +134,37 @@ impl Runner {
     /// Completes or discards runs that died: a staging folder whose run wrote a
     /// `succeeded` manifest is published from it (the run had committed); one without a
     /// manifest, older than a day, is removed (the run did not happen; a younger one may
-    /// belong to a run still going). Returns how many runs were completed.
+    /// belong to a run still going). A run stages under the output root and, for the
+    /// ledger, under the ledger's root; both are looked at. Returns how many runs were
+    /// completed.
     pub async fn recover(&mut self) -> Result<usize> {
         let root = self.pipeline.output_root.clone();
+        let mut roots = vec![root.clone()];
+        if let Some(ledger) = &self.pipeline.ledger {
+            if ledger.root != root {
+                roots.push(ledger.root.clone());
+            }
+        }
+        let mut runs: std::collections::BTreeMap<String, Vec<Url>> = Default::default();
+        for staging_root in &roots {
+            let store = self.stores.store_for(staging_root)?;
+            let staging = object_path(staging_root)?.join("_staging");
+            let listing = store
+                .list_with_delimiter(Some(&staging))
+                .await
+                .map_err(|e| KpipeError::from_store(e, &format!("listing {staging}")))?;
+            for folder in listing.common_prefixes {
+                if let Some(run_id) = folder.filename().map(str::to_string) {
+                    runs.entry(run_id)
+                        .or_default()
+                        .push(folder_url_of(staging_root, &folder)?);
+                }
+            }
+        }
         let store = self.stores.store_for(&root)?;
         let base = object_path(&root)?;
-        let staging = base.clone().join("_staging");
-        let listing = store
-            .list_with_delimiter(Some(&staging))
-            .await
-            .map_err(|e| KpipeError::from_store(e, &format!("listing {staging}")))?;
         let mut completed = 0;
-        for folder in listing.common_prefixes {
-            let Some(run_id) = folder.filename().map(str::to_string) else {
-                continue;
-            };
+        for (run_id, folders) in runs {
             let manifest_path = base.clone().join("runs").join(format!("{run_id}.json"));
             let manifest = match store.get(&manifest_path).await {
                 Ok(body) => {
@@ -138,20 +182,24 @@ impl Runner {
                     ));
                 }
             };
-            let folder_url = folder_url_of(&root, &folder)?;
-            match manifest {
+            let remove = match manifest {
                 Some(m) if m["outcome"] == "succeeded" => {
-                    roll_forward(store.as_ref(), &base, &m).await?;
-                    remove_folder(&mut self.stores, &folder_url).await?;
+                    roll_forward(&mut self.stores, &m).await?;
                     tracing::warn!(%run_id, "completed the publishing of a run that died after committing");
                     completed += 1;
+                    true
                 }
-                Some(_) => remove_folder(&mut self.stores, &folder_url).await?,
+                Some(_) => true,
                 None if run_age(&run_id).is_some_and(|age| age > chrono::Duration::days(1)) => {
                     tracing::warn!(%run_id, "removed the staging folder of a run that never committed");
-                    remove_folder(&mut self.stores, &folder_url).await?;
+                    true
                 }
-                None => {}
+                None => false,
+            };
+            if remove {
+                for folder_url in &folders {
+                    remove_folder(&mut self.stores, folder_url).await?;
+                }
             }
         }
         Ok(completed)
@@ -162,9 +210,17 @@ impl Runner {
     /// writes every output. The staged extracts are removed at the end, whatever
     /// happened.
     pub async fn run(&mut self, as_of: NaiveDate) -> Result<RunSummary> {
+        self.run_with(as_of, &RunOptions::default()).await
+    }
+
+    /// [`Runner::run`], restating a locked month or as a dry run.
+    pub async fn run_with(&mut self, as_of: NaiveDate, options: &RunOptions) -> Result<RunSummary> {
         let started_at = chrono::Utc::now();
         let started = Instant::now();
-        let values = RunValues::try_new(&self.pipeline, as_of)?;
+        let mut values = RunValues::try_new(&self.pipeline, as_of)?;
+        if let Some(month) = &options.restate {
+            values = values.restating(month)?;
+        }
         let run_id = new_run_id(as_of);
         tracing::info!(pipeline = %self.pipeline.name, %as_of, %run_id, window_start = %values.window_start, "run started");
 
@@ -172,31 +228,54 @@ impl Runner {
         let graph = engine::view_graph(&self.pipeline, &ctx).map_err(KpipeError::Config)?;
         self.recover().await?;
         let staging = folder(&self.pipeline.output_root, &format!("_staging/{run_id}"))?;
+        let mut stagings = vec![staging.clone()];
+        if let Some(ledger) = &self.pipeline.ledger {
+            stagings.push(folder(&ledger.root, &format!("_staging/{run_id}"))?);
+        }
         let mut summary = RunSummary {
             as_of,
             run_id: run_id.clone(),
             sources: Vec::new(),
             views: Vec::new(),
             outputs: Vec::new(),
+            ledger: None,
             elapsed: Duration::ZERO,
+        };
+        let posting = Posting {
+            run_id: run_id.clone(),
+            as_of,
+            recorded_at: started_at,
+            restated: options.restate.clone(),
         };
         let stop = self.stop.clone();
         let result = tokio::select! {
-            result = self.run_staged(&ctx, &graph, &values, &staging, &mut summary) => result,
+            result = self.run_staged(&ctx, &graph, &values, &staging, &posting, options.dry_run, &mut summary) => result,
             () = stopped(stop) => Err(KpipeError::Interrupted("asked to stop".into())),
         };
-        let staged = match result {
+        let (staged, ledger_staged) = match result {
             Ok(staged) => staged,
             Err(error) => {
-                if let Err(e) = remove_folder(&mut self.stores, &staging).await {
-                    tracing::warn!(error = %e, "could not remove the staged extracts");
-                }
+                self.remove_stagings(&stagings).await;
                 summary.elapsed = started.elapsed();
-                let manifest = self.manifest(&summary, &values, started_at, Some(&error), &[]);
-                self.write_manifest(&manifest).await?;
+                if !options.dry_run {
+                    let manifest =
+                        self.manifest(&summary, &values, started_at, Some(&error), &[], &[]);
+                    self.write_manifest(&manifest).await?;
+                }
                 return Err(error);
             }
         };
+        let ledger_files = ledger_staged
+            .as_ref()
+            .map(|l| l.files.clone())
+            .unwrap_or_default();
+        summary.ledger = ledger_staged.map(|l| l.stat);
+        if options.dry_run {
+            // Nothing is committed: no manifest, no outputs, no ledger entries.
+            self.remove_stagings(&stagings).await;
+            summary.elapsed = started.elapsed();
+            return Ok(summary);
+        }
 
         // Commit: the manifest names every object the run publishes and where it is
         // staged. Before it exists the run did not happen; once it does, the run is
@@ -206,7 +285,7 @@ impl Runner {
             .outputs
             .extend(staged.iter().map(|s| s.stat.clone()));
         summary.elapsed = started.elapsed();
-        let manifest = self.manifest(&summary, &values, started_at, None, &staged);
+        let manifest = self.manifest(&summary, &values, started_at, None, &staged, &ledger_files);
         self.write_manifest(&manifest).await?;
         summary
             .outputs
@@ -218,12 +297,27 @@ impl Runner {
                 .outputs
                 .push(publish(&mut self.stores, &root, stat, &periods).await?);
         }
-        if let Err(e) = remove_folder(&mut self.stores, &staging).await {
-            tracing::warn!(error = %e, "could not remove the staged extracts");
+        publish_files(&mut self.stores, &ledger_files, &periods).await?;
+        if !ledger_files.is_empty() {
+            tracing::info!(
+                objects = ledger_files.len(),
+                "ledger entries and statements published"
+            );
         }
+        self.remove_stagings(&stagings).await;
         summary.elapsed = started.elapsed();
         log_summary(&summary);
         Ok(summary)
+    }
+
+    /// Removes the run's staging folders; a failure is only logged, since recovery
+    /// removes what is left.
+    async fn remove_stagings(&mut self, stagings: &[Url]) {
+        for staging in stagings {
+            if let Err(e) = remove_folder(&mut self.stores, staging).await {
+                tracing::warn!(error = %e, "could not remove a staging folder");
+            }
+        }
     }
 
     fn manifest(
@@ -233,6 +327,7 @@ impl Runner {
         started_at: chrono::DateTime<chrono::Utc>,
         error: Option<&KpipeError>,
         staged: &[StagedOutput],
+        ledger_files: &[StagedFile],
     ) -> manifest::Manifest {
         let pipeline = &self.pipeline;
         let base = crate::storage::base_of(&pipeline.output_root);
@@ -274,10 +369,16 @@ impl Runner {
                     table: output.name.clone(),
                     path: format!("{base}/{}", published.as_ref().unwrap_or(&file.path)),
                     rows: file.rows as u64,
-                    staged: staged.map(|_| file.path.to_string()),
+                    staged: staged.map(|_| format!("{base}/{}", file.path)),
                 });
             }
         }
+        outputs.extend(ledger_files.iter().map(|f| manifest::OutputFile {
+            table: f.table.clone(),
+            path: f.published.to_string(),
+            rows: f.rows,
+            staged: f.staged.as_ref().map(Url::to_string),
+        }));
         let mut timings: Vec<manifest::Timing> = Vec::new();
         let timing = |step, name: &str, d: Duration| manifest::Timing {
             step,
@@ -344,14 +445,17 @@ impl Runner {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_staged(
         &mut self,
         ctx: &SessionContext,
         graph: &ViewGraph,
         values: &RunValues,
         staging: &Url,
+        posting: &Posting,
+        dry_run: bool,
         summary: &mut RunSummary,
-    ) -> Result<Vec<StagedOutput>> {
+    ) -> Result<(Vec<StagedOutput>, Option<LedgerStaged>)> {
         let pipeline = &self.pipeline;
         let run_id = summary.run_id.clone();
         summary.sources =
@@ -403,8 +507,77 @@ impl Runner {
             .await?;
             staged.push(stat);
         }
+        let ledger = match self.pipeline.ledger.clone() {
+            Some(ledger) => Some(self.stage_ledger(ctx, &ledger, posting, dry_run).await?),
+            None => None,
+        };
+        Ok((staged, ledger))
+    }
 
-        Ok(staged)
+    /// Reads the ledger back, stages the entries that reconcile it with the payouts
+    /// just computed, reads them back to cross-check, and stages the statements. Nothing
+    /// here is visible before the run commits.
+    async fn stage_ledger(
+        &mut self,
+        ctx: &SessionContext,
+        ledger: &crate::config::Ledger,
+        posting: &Posting,
+        dry_run: bool,
+    ) -> Result<LedgerStaged> {
+        let run_id = &posting.run_id;
+        let staging = folder(&ledger.root, &format!("_staging/{run_id}"))?;
+        let recorded = ledger::register_recorded(ctx, &mut self.stores, ledger).await?;
+        ledger::register_drift(ctx, ledger, posting).await?;
+        let drift = ledger::drift(ctx).await?;
+        let mut files = Vec::new();
+        let mut appended = None;
+        if !drift.is_empty() {
+            let store = self.stores.store_for(&staging)?;
+            let table = object_path(&staging)?.join(ledger::TABLE);
+            let written = write_table(ledger::entries(ctx).await?, store, &table, &[]).await?;
+            let base = crate::storage::base_of(&ledger.root);
+            for file in written {
+                let staged = Url::parse(&format!("{base}/{}", file.path))
+                    .map_err(|e| KpipeError::Internal(format!("{}: {e}", file.path)))?;
+                appended = Some(staged.clone());
+                files.push(StagedFile {
+                    table: ledger::TABLE.to_string(),
+                    staged: Some(staged),
+                    published: ledger::object_url(ledger, run_id)?,
+                    rows: file.rows as u64,
+                });
+            }
+        }
+        ledger::register_appended(ctx, appended.as_ref()).await?;
+        ledger::cross_check(ctx, ledger).await?;
+        tracing::info!(
+            entries_before = recorded.entries,
+            appended = drift.len(),
+            "ledger staged"
+        );
+        let mut statements = 0;
+        if !dry_run {
+            let built = statements::build(ctx, ledger, posting.as_of, run_id).await?;
+            statements = built.len();
+            files.extend(statements::stage(&mut self.stores, ledger, &staging, &built).await?);
+            // Runs do not overlap (the CronJob forbids it); if one did append meanwhile,
+            // this run's differences are stale, and it must not commit them.
+            let now = ledger::list_objects(&mut self.stores, ledger).await?;
+            if now != recorded.objects {
+                return Err(KpipeError::Transient(
+                    "another run appended to the bonus ledger while this one ran; run again".into(),
+                ));
+            }
+        }
+        Ok(LedgerStaged {
+            files,
+            stat: LedgerStat {
+                entries_before: recorded.entries,
+                drift,
+                statements,
+                dry_run,
+            },
+        })
     }
 }
 

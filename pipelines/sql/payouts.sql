@@ -14,9 +14,11 @@ WITH scored AS (
         p.month_start,
         p.month_end,
         e.employee_id,
+        e.name AS employee_name,
         e.team,
         e.role,
         e.currency,
+        e.monthly_bonus_target,
         CAST(e.monthly_bonus_target * 100 AS BIGINT) AS target_cents,
         CAST(least(COALESCE(e.active_to, p.month_end), p.month_end) AS INT)
             - CAST(greatest(e.active_from, p.month_start) AS INT) + 1 AS active_days,
@@ -82,7 +84,7 @@ kickers AS (
         END AS attainment,
         k.threshold,
         CAST(round(k.share * 1000000) AS BIGINT) AS share_micros
-    FROM scored AS s
+    FROM scores AS s
     JOIN plans AS pl ON pl.plan = s.plan
     JOIN plan_kickers AS k ON k.plan = s.plan
     JOIN kpi_catalogue AS cat ON cat.kpi = k.kpi
@@ -94,7 +96,8 @@ kickers AS (
 ),
 components AS (
     SELECT
-        period, plan, employee_id, team, role, currency, target_cents, active_days, month_days,
+        period, plan, employee_id, employee_name, team, role, level, currency,
+        monthly_bonus_target, target_cents, active_days, month_days,
         'base' AS component,
         concat('curve(score of ', level, ')') AS rule,
         score AS basis,
@@ -102,7 +105,8 @@ components AS (
     FROM base
     UNION ALL
     SELECT
-        period, plan, employee_id, team, role, currency, target_cents, active_days, month_days,
+        period, plan, employee_id, employee_name, team, role, level, currency,
+        monthly_bonus_target, target_cents, active_days, month_days,
         concat('kicker:', kicker) AS component,
         concat(scope, ' attainment >= ', CAST(threshold AS VARCHAR)) AS rule,
         attainment AS basis,
@@ -112,16 +116,19 @@ components AS (
 SELECT
     period,
     employee_id,
+    employee_name,
     team,
     role,
+    level,
     plan,
     component,
     rule,
     basis,
     CAST(micros AS DOUBLE) / 1000000 AS multiplier,
     CAST(active_days AS DOUBLE) / month_days AS proration,
-    active_days,
-    month_days,
+    CAST(active_days AS BIGINT) AS active_days,
+    CAST(month_days AS BIGINT) AS month_days,
+    monthly_bonus_target,
     -- Whole cents, rounded half up (amounts are never negative), then exact decimals.
     CAST(
         CAST((2 * target_cents * micros * active_days + month_days * 1000000)

@@ -95,6 +95,9 @@ fn build(file: &Path, raw: RawPipeline, report: &mut YamlReporter) -> Pipeline {
     let outputs = outputs(raw.outputs, report);
     let kpis = super::plans::kpis(raw.kpis, report);
     let plans = super::plans::plans(raw.plans, &kpis, report);
+    let ledger = raw
+        .ledger
+        .map(|raw| ledger(raw, &output_root, &outputs, report));
     Pipeline {
         file: file.to_path_buf(),
         name: raw.name,
@@ -109,9 +112,43 @@ fn build(file: &Path, raw: RawPipeline, report: &mut YamlReporter) -> Pipeline {
         outputs,
         kpis,
         plans,
+        ledger,
         index: PositionIndex::default(),
     }
 }
+
+fn ledger(
+    raw: RawLedger,
+    output_root: &url::Url,
+    outputs: &[Output],
+    report: &mut YamlReporter,
+) -> Ledger {
+    let root = match raw.root.as_deref() {
+        None | Some("") => output_root.clone(),
+        Some(location) => root(location, "ledger.root", report),
+    };
+    let ledger = Ledger {
+        root,
+        payouts: raw.payouts.unwrap_or_else(|| "payouts".into()),
+        scorecard: raw.scorecard.unwrap_or_else(|| "scorecard".into()),
+        scorecard_summary: raw
+            .scorecard_summary
+            .unwrap_or_else(|| "scorecard_summary".into()),
+    };
+    // The ledger's folders sit next to the outputs when both share a root.
+    for name in LEDGER_FOLDERS {
+        if ledger.root == *output_root && outputs.iter().any(|o| o.name == name) {
+            report.error(
+                format!("outputs.{name}"),
+                format!("`{name}` is where the ledger writes under the same root"),
+            );
+        }
+    }
+    ledger
+}
+
+/// The folders the ledger owns under its root.
+pub const LEDGER_FOLDERS: [&str; 2] = ["bonus_ledger", "statements"];
 
 /// Deserializes `value` as `T`, reporting a failure at the key path where it happened.
 pub(super) fn typed<T: DeserializeOwned>(

@@ -1,7 +1,9 @@
 //! Config, step 1: substitutes pipeline variables in YAML string values.
 //!
 //! `${NAME}` takes the variable's value, `${NAME:-default}` falls back to `default` when
-//! the variable is undefined, and `$$` is a literal `$`. Values come from `--var` first
+//! the variable is undefined (the default may itself hold `${...}`, so
+//! `${ledger_root:-${output_root:-out}}` follows another variable), and `$$` is a
+//! literal `$`. Values come from `--var` first
 //! and the environment second. Substitution happens after YAML parsing, on string values
 //! only, so a value can never change the structure of the document.
 
@@ -89,7 +91,7 @@ pub fn substitute(text: &str, vars: &dyn Variables) -> Result<String, String> {
             out.push('$');
             rest = after;
         } else if let Some(body) = rest.strip_prefix("${") {
-            let end = body.find('}').ok_or_else(|| {
+            let end = closing_brace(body).ok_or_else(|| {
                 format!("unclosed `${{` in {text:?}: write `$$` for a literal `$`")
             })?;
             out.push_str(&resolve(&body[..end], vars)?);
@@ -101,6 +103,22 @@ pub fn substitute(text: &str, vars: &dyn Variables) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Where the `}` closing a `${` is in `body` (the text after the `${`), skipping the
+/// `${...}` nested in a default.
+fn closing_brace(body: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let bytes = body.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'{' if i > 0 && bytes[i - 1] == b'$' => depth += 1,
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The value of one `${...}` body: `NAME` or `NAME:-default`.
@@ -119,7 +137,7 @@ fn resolve(body: &str, vars: &dyn Variables) -> Result<String, String> {
     }
     match (vars.lookup(name), default) {
         (Some(value), _) => Ok(value),
-        (None, Some(default)) => Ok(default.to_string()),
+        (None, Some(default)) => substitute(default, vars),
         (None, None) => Err(format!(
             "variable `{name}` is not defined: pass --var {name}=VALUE, set it in the \
              environment, or write ${{{name}:-default}}"
@@ -155,6 +173,26 @@ mod tests {
         assert_eq!(substitute("${root:-ignored}", &v).unwrap(), "s3://bucket/x");
         assert_eq!(substitute("[${empty}]", &v).unwrap(), "[]");
         assert_eq!(substitute("${missing:-}", &v).unwrap(), "");
+    }
+
+    #[test]
+    fn a_default_may_follow_another_variable() {
+        let v = vars();
+        assert_eq!(
+            substitute("${ledger:-${root:-out}}/l", &v).unwrap(),
+            "s3://bucket/x/l"
+        );
+        assert_eq!(substitute("${ledger:-${nope:-out}}", &v).unwrap(), "out");
+        assert!(
+            substitute("${ledger:-${nope}}", &v)
+                .unwrap_err()
+                .contains("`nope` is not defined")
+        );
+        assert!(
+            substitute("${a:-${b:-c}", &v)
+                .unwrap_err()
+                .contains("unclosed")
+        );
     }
 
     #[test]

@@ -34,7 +34,19 @@ pub struct Pipeline {
     pub kpis: Vec<Kpi>,
     /// Sorted by `effective_from`.
     pub plans: Vec<Plan>,
+    /// The bonus ledger, when the pipeline pays bonuses.
+    pub ledger: Option<Ledger>,
     pub(crate) index: PositionIndex,
+}
+
+/// The bonus ledger (bonus.md): append-only entries and statements under their own root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ledger {
+    /// Names and pay live here, apart from the outputs BI reads.
+    pub root: Url,
+    pub payouts: String,
+    pub scorecard: String,
+    pub scorecard_summary: String,
 }
 
 impl Pipeline {

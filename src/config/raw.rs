@@ -32,6 +32,26 @@ pub struct RawPipeline {
     /// Effective-dated plans by name.
     #[serde(default)]
     pub plans: serde_yaml_ng::Mapping,
+    /// The bonus ledger: where it lives and which views feed it.
+    #[serde(default)]
+    pub ledger: Option<RawLedger>,
+}
+
+/// The `ledger` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// Where the ledger and the statements are written. Default: the output root.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// The view with what each employee earns per month and component.
+    #[serde(default)]
+    pub payouts: Option<String>,
+    /// The views the statements explain the money with.
+    #[serde(default)]
+    pub scorecard: Option<String>,
+    #[serde(default)]
+    pub scorecard_summary: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -32,6 +32,9 @@ pub const RESERVED: &[&str] = &[
     "plan_roles",
     "kpi_values",
     "quarantine",
+    "ledger_recorded",
+    "ledger_appended",
+    "ledger_drift",
 ];
 
 /// The view each KPI of the catalogue is computed by.
@@ -50,11 +53,7 @@ pub fn register(ctx: &SessionContext, pipeline: &Pipeline, values: &RunValues) -
     };
 
     let mut periods = Vec::new();
-    for i in 0..values.lookback_months {
-        let start = values
-            .window_start
-            .checked_add_months(Months::new(i))
-            .expect("window months exist");
+    for start in values.months() {
         let next = start
             .checked_add_months(Months::new(1))
             .expect("next month exists");
@@ -106,6 +105,7 @@ pub fn register(ctx: &SessionContext, pipeline: &Pipeline, values: &RunValues) -
             name(),
             date(plan.effective_from),
             float(plan.attainment_cap),
+            text(&crate::manifest::plan_version(plan)),
         ]);
         for scored in &plan.scored {
             let direction = pipeline
@@ -185,6 +185,7 @@ pub fn register(ctx: &SessionContext, pipeline: &Pipeline, values: &RunValues) -
             ("plan", Utf8),
             ("effective_from", Date32),
             ("attainment_cap", Float64),
+            ("version", Utf8),
         ],
         plans,
     )?;

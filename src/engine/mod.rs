@@ -39,6 +39,7 @@ pub fn session(pipeline: &Pipeline, stores: &mut Stores) -> Result<SessionContex
     stores.configure(pipeline.settings.storage);
     let mut urls = vec![pipeline.input_root.clone(), pipeline.output_root.clone()];
     urls.extend(pipeline.sources.iter().map(|s| s.url.clone()));
+    urls.extend(pipeline.ledger.iter().map(|l| l.root.clone()));
     for url in &urls {
         stores.store_for(url)?;
     }
@@ -103,7 +104,8 @@ pub fn view_graph(pipeline: &Pipeline, ctx: &SessionContext) -> Result<ViewGraph
     tables.extend(
         RESERVED
             .iter()
-            .filter(|t| **t != "kpi_values")
+            // kpi_values is a view; the ledger's tables come after every view.
+            .filter(|t| **t != "kpi_values" && !t.starts_with("ledger_"))
             .map(|t| t.to_string()),
     );
     match ViewGraph::try_new(views, &tables) {
@@ -182,6 +184,7 @@ pub async fn plan_views(
         }
     }
     check_outputs(ctx, pipeline, graph, &failed, &mut problems).await;
+    check_ledger(ctx, pipeline, graph, &failed, &mut problems).await;
     problems.into_result(()).map_err(KpipeError::Config)
 }
 
@@ -214,6 +217,91 @@ async fn materialize(
         .map_err(engine)?;
     tracing::info!(view = %name, ms = started.elapsed().as_millis() as u64, "view materialized");
     Ok(())
+}
+
+/// The columns the ledger reads from its payouts view, and their types.
+pub const PAYOUT_COLUMNS: [(&str, &str); 17] = [
+    ("period", "Utf8"),
+    ("employee_id", "Utf8"),
+    ("employee_name", "Utf8"),
+    ("team", "Utf8"),
+    ("role", "Utf8"),
+    ("level", "Utf8"),
+    ("plan", "Utf8"),
+    ("component", "Utf8"),
+    ("rule", "Utf8"),
+    ("basis", "Float64"),
+    ("multiplier", "Float64"),
+    ("proration", "Float64"),
+    ("active_days", "Int64"),
+    ("month_days", "Int64"),
+    ("monthly_bonus_target", "Decimal128(18, 2)"),
+    ("amount", "Decimal128(18, 2)"),
+    ("currency", "Utf8"),
+];
+
+/// The ledger's views exist and the payouts view has the columns the ledger needs; no
+/// output writes the payouts, or anything made from them, where BI reads (names and pay
+/// per person belong under the ledger's root only).
+async fn check_ledger(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    graph: &ViewGraph,
+    failed: &BTreeSet<String>,
+    problems: &mut Diagnostics,
+) {
+    let Some(ledger) = &pipeline.ledger else {
+        return;
+    };
+    let views = [
+        ("payouts", &ledger.payouts),
+        ("scorecard", &ledger.scorecard),
+        ("scorecard_summary", &ledger.scorecard_summary),
+    ];
+    for (key, view) in views {
+        if graph.view(view).is_none() {
+            problems.push(pipeline.diagnostic(
+                &format!("ledger.{key}"),
+                format!(
+                    "no view `{view}`: add {}/{view}.sql",
+                    pipeline.views_dir.display()
+                ),
+            ));
+        }
+    }
+    for output in &pipeline.outputs {
+        if output.view == ledger.payouts || graph.upstream(&output.view).contains(&ledger.payouts) {
+            problems.push(pipeline.diagnostic(
+                &format!("outputs.{}", output.name),
+                format!(
+                    "it is made from `{}`, which holds names and pay per person: only the \
+                     ledger, under its own root, may carry those",
+                    ledger.payouts
+                ),
+            ));
+        }
+    }
+    if failed.contains(&ledger.payouts) || graph.view(&ledger.payouts).is_none() {
+        return;
+    }
+    let Ok(table) = ctx.table_provider(ledger.payouts.as_str()).await else {
+        return;
+    };
+    let schema = table.schema();
+    let view = graph.view(&ledger.payouts).expect("checked above");
+    for (column, expected) in PAYOUT_COLUMNS {
+        let found = schema
+            .field_with_name(column)
+            .map(|f| f.data_type().to_string());
+        let problem = match found {
+            Err(_) => format!("the ledger needs a column `{column}` ({expected})"),
+            Ok(t) if t != expected && !(expected == "Utf8" && t == "Utf8View") => {
+                format!("the ledger needs `{column}` as {expected}, the view gives {t}")
+            }
+            Ok(_) => continue,
+        };
+        problems.push(view.diagnostic(None, problem));
+    }
 }
 
 async fn check_outputs(

@@ -23,6 +23,8 @@ pub struct RunValues {
     pub lookback_months: u32,
     pub timezone: Tz,
     pub currency: String,
+    /// A locked month (before the window) recomputed on purpose: `kpipe run --restate`.
+    pub restate: Option<NaiveDate>,
 }
 
 impl RunValues {
@@ -45,13 +47,43 @@ impl RunValues {
             lookback_months: lookback,
             timezone: tz,
             currency: pipeline.settings.currency.clone(),
+            restate: None,
         })
     }
 
-    /// The months of the lookback window, oldest first, `YYYY-MM`.
+    /// Recomputes `month` too, a month before the window that runs no longer recompute
+    /// (bonus.md: an explicit restatement). Only a locked month can be restated: the
+    /// window's months are recomputed by every run anyway.
+    pub fn restating(mut self, month: &str) -> Result<Self> {
+        let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+            .map_err(|_| KpipeError::Usage(format!("--restate `{month}` is not YYYY-MM")))?;
+        if first >= self.window_start {
+            return Err(KpipeError::Usage(format!(
+                "--restate {month}: only a locked month can be restated, and {month} is not \
+                 before the lookback window (it starts {}); every run recomputes it",
+                self.window_start.format("%Y-%m")
+            )));
+        }
+        self.restate = Some(first);
+        Ok(self)
+    }
+
+    /// The first days of the months this run recomputes, oldest first: the restated
+    /// month, if any, then the lookback window.
+    pub fn months(&self) -> Vec<NaiveDate> {
+        self.restate
+            .into_iter()
+            .chain(
+                (0..self.lookback_months)
+                    .filter_map(|i| self.window_start.checked_add_months(Months::new(i))),
+            )
+            .collect()
+    }
+
+    /// The months this run recomputes (`months`), `YYYY-MM`.
     pub fn periods(&self) -> Vec<String> {
-        (0..self.lookback_months)
-            .filter_map(|i| self.window_start.checked_add_months(Months::new(i)))
+        self.months()
+            .into_iter()
             .map(|d| d.format("%Y-%m").to_string())
             .collect()
     }

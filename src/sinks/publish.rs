@@ -30,53 +30,88 @@ pub(crate) fn run_age(run_id: &str) -> Option<chrono::Duration> {
 }
 
 /// Publishes what a committed manifest lists and is still staged, then removes the
-/// partitions of its window that it did not write.
-pub(crate) async fn roll_forward(
-    store: &dyn object_store::ObjectStore,
-    base: &object_store::path::Path,
-    m: &serde_json::Value,
-) -> Result<()> {
+/// partitions of its window that it did not write. Every path in a manifest is a URL,
+/// so the outputs and the ledger may live in different stores.
+pub(crate) async fn roll_forward(stores: &mut Stores, m: &serde_json::Value) -> Result<()> {
     let periods: Vec<String> = m["periods"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|p| p.as_str().map(str::to_string))
         .collect();
-    let mut tables: std::collections::BTreeMap<String, Vec<WrittenFile>> = Default::default();
+    let parse = |text: &str| {
+        Url::parse(text).map_err(|e| KpipeError::Internal(format!("manifest path {text}: {e}")))
+    };
+    let mut files = Vec::new();
     for output in m["outputs"].as_array().into_iter().flatten() {
         let (Some(table), Some(path)) = (output["table"].as_str(), output["path"].as_str()) else {
             continue;
         };
-        // Paths are URLs; the object path follows `scheme://host/`.
-        let object = path.splitn(4, '/').nth(3).unwrap_or_default();
-        let published = object_store::path::Path::parse(object)
-            .map_err(|e| KpipeError::Internal(format!("manifest path {path}: {e}")))?;
-        if let Some(staged) = output["staged"].as_str() {
-            let staged = object_store::path::Path::parse(staged)
-                .map_err(|e| KpipeError::Internal(format!("manifest path {staged}: {e}")))?;
-            match store.rename(&staged, &published).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(KpipeError::from_store(
-                        e,
-                        &format!("publishing {published}"),
-                    ));
-                }
-            }
-        }
-        tables
-            .entry(table.to_string())
-            .or_default()
-            .push(WrittenFile {
-                path: published,
-                rows: 0,
-            });
+        let published = parse(path)?;
+        let staged = match output["staged"].as_str() {
+            Some(staged) => Some(parse(staged)?),
+            None => None,
+        };
+        files.push(StagedFile {
+            table: table.to_string(),
+            staged,
+            published,
+            rows: output["rows"].as_u64().unwrap_or(0),
+        });
     }
-    for (table, files) in tables {
-        if files.iter().any(|f| f.path.as_ref().contains("/period=")) {
-            remove_stale_periods(store, &base.clone().join(table.as_str()), &periods, &files)
-                .await?;
+    publish_files(stores, &files, &periods).await
+}
+
+/// An object written to a staging folder and where it is published; `staged` is `None`
+/// for what needs no move (the quarantine of a stopped run is written in place).
+#[derive(Debug, Clone)]
+pub(crate) struct StagedFile {
+    pub(crate) table: String,
+    pub(crate) staged: Option<Url>,
+    pub(crate) published: Url,
+    pub(crate) rows: u64,
+}
+
+/// Moves each staged object to its published name (a rename on disk, a server-side copy
+/// on object stores; an object already moved is skipped, so this can be repeated), then
+/// removes the objects of the window's `period=` partitions of each table that were
+/// not written.
+pub(crate) async fn publish_files(
+    stores: &mut Stores,
+    files: &[StagedFile],
+    periods: &[String],
+) -> Result<()> {
+    for file in files {
+        let Some(staged) = &file.staged else { continue };
+        let store = stores.store_for(&file.published)?;
+        let from = object_path(staged)?;
+        let to = object_path(&file.published)?;
+        match store.rename(&from, &to).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(KpipeError::from_store(e, &format!("publishing {to}"))),
         }
+    }
+    // Tables whose objects sit in `period=` partitions own those partitions.
+    let mut tables: std::collections::BTreeMap<String, (Url, Vec<WrittenFile>)> =
+        Default::default();
+    for file in files {
+        let text = file.published.as_str();
+        let Some(at) = text.find("/period=") else {
+            continue;
+        };
+        let folder =
+            Url::parse(&text[..=at]).map_err(|e| KpipeError::Internal(format!("{text}: {e}")))?;
+        let entry = tables
+            .entry(folder.to_string())
+            .or_insert_with(|| (folder, Vec::new()));
+        entry.1.push(WrittenFile {
+            path: object_path(&file.published)?,
+            rows: file.rows as usize,
+        });
+    }
+    for (_, (folder, written)) in tables {
+        let store = stores.store_for(&folder)?;
+        remove_stale_periods(store.as_ref(), &object_path(&folder)?, periods, &written).await?;
     }
     Ok(())
 }
