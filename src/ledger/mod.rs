@@ -476,7 +476,7 @@ SELECT
     CAST(reason AS VARCHAR) AS reason,
     CAST({run_id} AS VARCHAR) AS run_id,
     CAST({as_of} AS DATE) AS as_of,
-    arrow_cast({recorded_at}, 'Timestamp(Microsecond, Some("UTC"))') AS recorded_at,
+    arrow_cast({recorded_at}, 'Timestamp(Microsecond, Some(\"UTC\"))') AS recorded_at,
     CAST(COALESCE(plan_version, '') AS VARCHAR) AS plan_version,
     CAST(text AS VARCHAR) AS text,
     recorded,
