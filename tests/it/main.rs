@@ -5,6 +5,7 @@ mod common;
 mod contract;
 mod deploy;
 mod fuzz;
+mod ledger;
 mod payouts;
 mod pipeline_cli;
 mod publishing;

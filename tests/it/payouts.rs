@@ -1,40 +1,52 @@
 //! The `payouts` view: what each scored employee earns per month and component, in
-//! exact cents (bonus.md). It feeds the bonus ledger; these tests write it to a
-//! temporary output to check the money by hand.
+//! exact cents (bonus.md). No output may carry it (names and pay per person); these
+//! tests read it back from the JSON statements the ledger writes, which list every
+//! component of every scored employee and month, 0.00 included.
 
 use std::collections::BTreeMap;
 
-use crate::common::{copy_fixtures, run_pipeline, shipped_pipeline_edited, text, written_rows};
+use crate::common::{copy_fixtures, run_pipeline, shipped_pipeline_edited, text};
 
-/// Runs a copy of the shipped pipeline, edited, with `payouts` as an extra output; returns
-/// `(period, employee, component) -> [basis, multiplier, active_days, month_days, amount]`.
+/// Runs a copy of the shipped pipeline, edited; returns `(period, employee, component)
+/// -> [basis, multiplier, active_days, month_days, amount]` from the statements.
 async fn payouts(edits: &[(&str, &str)]) -> BTreeMap<Vec<String>, Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     copy_fixtures(dir.path());
-    let mut edits = edits.to_vec();
-    edits.push(("\noutputs:\n", "\noutputs:\n  payouts:\n"));
-    let pipeline = shipped_pipeline_edited(dir.path(), &edits);
+    let pipeline = shipped_pipeline_edited(dir.path(), edits);
     let output = run_pipeline(dir.path(), &pipeline, "in", &[]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let table = url::Url::from_directory_path(dir.path().join("out/payouts")).unwrap();
-    let columns = [
-        "period",
-        "employee_id",
-        "component",
-        "basis",
-        "multiplier",
-        "active_days",
-        "month_days",
-        "amount",
-    ];
-    written_rows(
-        &datafusion::prelude::SessionContext::new(),
-        table.as_str(),
-        false,
-        &columns,
-        3,
-    )
-    .await
+    let number = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut rows = BTreeMap::new();
+    for partition in std::fs::read_dir(dir.path().join("out/statements")).unwrap() {
+        for file in std::fs::read_dir(partition.unwrap().path()).unwrap() {
+            let file = file.unwrap().path();
+            if file.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let s: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            for c in s["components"].as_array().unwrap() {
+                let key = vec![
+                    number(&s["period"]),
+                    number(&s["employee_id"]),
+                    number(&c["component"]),
+                ];
+                let value = vec![
+                    number(&c["basis"]),
+                    number(&c["multiplier"]),
+                    number(&s["active_days"]),
+                    number(&s["month_days"]),
+                    number(&c["amount"]),
+                ];
+                assert!(rows.insert(key, value).is_none());
+            }
+        }
+    }
+    rows
 }
 
 fn row<'a>(
@@ -96,6 +108,8 @@ async fn payouts_follow_the_curve_at_the_score_of_the_role() {
 ///   rounded once: 2759.86.
 /// * E1, 2026-03: score 0.2971429 → 1.0990476 → 1.099048; 10000.00 × 1.099048 =
 ///   10990.48.
+/// * E3 joined on 2026-05-15 (focus's curve edited the same way): score 0 → 1.0;
+///   8000.00 × 1.0 × 17 / 31 = 4387.0967…, rounded once: 4387.10.
 /// * north's trial retention in 2026-02 is 1 of 2 = 0.5, attainment 1.0 against 0.50:
 ///   team_retention's 5% for every member active in February, E1 500.00 and E2
 ///   (15000.00) 750.00.
@@ -107,6 +121,7 @@ async fn proration_rounding_and_kickers_are_exact() {
     let launch_retention = "team_retention: {kpi: trial_retention_30d, scope: team, target: 0.60,";
     let focus_leads = "lead_target: {kpi: effective_leads, scope: individual, target: 40,";
     let rows = payouts(&[
+        (launch_curve, "payout_curve: [[0.0, 1.0], [1.5, 1.5]]"),
         (launch_curve, "payout_curve: [[0.0, 1.0], [1.5, 1.5]]"),
         (
             launch_retention,
@@ -125,6 +140,10 @@ async fn proration_rounding_and_kickers_are_exact() {
     assert_eq!(
         row(&rows, "2026-03", "E1", "base")[1..],
         ["1.099048", "31", "31", "10990.48"]
+    );
+    assert_eq!(
+        row(&rows, "2026-05", "E3", "base")[1..],
+        ["1.0", "17", "31", "4387.10"]
     );
     assert_eq!(
         row(&rows, "2026-02", "E1", "kicker:team_retention")[4],

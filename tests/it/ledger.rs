@@ -1,0 +1,494 @@
+//! The bonus ledger across nightly runs (bonus.md, "Bonus ledger"): a sequence of runs
+//! over changing fixtures, with the ledger asserted exactly after each one.
+//!
+//! Scores come from the fixtures (WORKED.md) and the shipped plans; curve (0.6, 0)
+//! (0.8, 0.5) (1.0, 1.0) (1.5, 1.5) unless said.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::common::{copy_fixtures, kpipe, run_python, shipped_pipeline_edited, text};
+
+/// A pipeline copy in a temporary folder whose runs read `in/`, write `out/` and keep
+/// the ledger under `fin/` (a finance-only root).
+struct Nightly {
+    dir: tempfile::TempDir,
+    pipeline: PathBuf,
+}
+
+impl Nightly {
+    fn new(edits: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_fixtures(dir.path());
+        let pipeline = shipped_pipeline_edited(dir.path(), edits);
+        Self { dir, pipeline }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn edit_pipeline(&self, from: &str, to: &str) {
+        let yaml = std::fs::read_to_string(&self.pipeline).unwrap();
+        assert!(yaml.contains(from), "the pipeline has no {from:?}");
+        std::fs::write(&self.pipeline, yaml.replacen(from, to, 1)).unwrap();
+    }
+
+    fn append(&self, file: &str, row: &str) {
+        let path = self.path().join("in").join(file);
+        let mut rows = std::fs::read_to_string(&path).unwrap();
+        rows.push_str(row);
+        rows.push('\n');
+        std::fs::write(&path, rows).unwrap();
+    }
+
+    fn run(&self, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "run",
+            self.pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+            "--var",
+            "output_root=out",
+            "--var",
+            "ledger_root=fin",
+        ];
+        args.extend_from_slice(extra);
+        kpipe(self.path(), &args)
+    }
+
+    fn run_ok(&self, extra: &[&str]) -> String {
+        let output = self.run(extra);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+    }
+
+    /// The ledger's objects, one per run that appended something.
+    fn objects(&self) -> usize {
+        match std::fs::read_dir(self.path().join("fin/bonus_ledger")) {
+            Ok(entries) => entries.count(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Every entry in the order it was recorded: (period, employee, component, kind,
+    /// amount, reason, plan).
+    async fn entries(&self) -> Vec<[String; 7]> {
+        ledger_entries(&self.path().join("fin/bonus_ledger"))
+            .await
+            .into_iter()
+            .map(|r| {
+                [
+                    r[0].clone(),
+                    r[1].clone(),
+                    r[2].clone(),
+                    r[3].clone(),
+                    r[4].clone(),
+                    r[5].clone(),
+                    r[6].clone(),
+                ]
+            })
+            .collect()
+    }
+}
+
+/// Every ledger entry under `folder` as text, in recording order: period, employee_id,
+/// component, entry_kind, amount, reason, plan, posting_period, run_id, period_final,
+/// text.
+pub async fn ledger_entries(folder: &Path) -> Vec<Vec<String>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    if std::fs::read_dir(folder).map_or(true, |mut d| d.next().is_none()) {
+        return Vec::new();
+    }
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_parquet("ledger", folder.to_str().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let frame = ctx
+        .sql(
+            "SELECT period, employee_id, component, entry_kind, amount, reason, plan,
+                    posting_period, run_id, period_final, text
+             FROM ledger ORDER BY recorded_at, period, employee_id, component",
+        )
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in frame.collect().await.unwrap() {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+fn entry(fields: [&str; 7]) -> [String; 7] {
+    fields.map(str::to_string)
+}
+
+/// A plan from June on that pays half the target at a score of 0 (curve (0, 0.5)
+/// (1.5, 1.5)), scoring what focus scores.
+const RETENTION_PLAN: &str = r#"
+  retention:
+    effective_from: "2026-06-01"
+    effective_lead: {min_company_size: 50, contact_roles: [hr_head], industries: [internet, tech], need_window_days: 90}
+    payout_curve: [[0.0, 0.5], [1.5, 1.5]]
+    scored:
+      - {kpi: effective_leads, weight: 0.30, direction: higher, targets: {employee: 40, team: 150, company: 150}}
+      - {kpi: lead_to_customer_rate_90d, weight: 0.30, direction: higher, targets: {employee: 0.30, team: 0.30, company: 0.30}}
+      - {kpi: trial_retention_30d, weight: 0.20, direction: higher, targets: {employee: 0.60, team: 0.60, company: 0.60}}
+      - {kpi: cpl, weight: 0.20, direction: lower, targets: {employee: 400, team: 400, company: 400}}
+"#;
+
+/// The nightly story, one run after another:
+///
+/// 1. First run. E4, February (launch): effective leads 1/50 = 0.02 × 0.4, webinar
+///    0.6/0.4 = 1.5 × 0.3, new paying customers 0/4 × 0.2, cpl 500/200 = 2.5 capped at
+///    1.5 × 0.1: score 0.608, multiplier 0.5 × 0.008/0.2 = 0.02, 8000.00 × 0.02 =
+///    160.00. E1, April (focus; cpl and trial retention not applicable, weights 0.5 and
+///    0.5): 0.5 × 1/40 + 0.5 × min(1.0/0.3, 1.5) = 0.7625, multiplier 0.40625, 4062.50.
+///    Every other scored month is below 0.6 and pays 0.00, which appends nothing.
+/// 2. The same inputs: nothing.
+/// 3. A late deal: account A40 (E4) pays its first invoice on 2026-02-12. E4's new paying
+///    customers in February 1/4 = 0.25 × 0.2 = +0.05: score 0.658, multiplier 0.145,
+///    1160.00: an adjustment of +1000.00, data changed.
+/// 4. A new plan from June (curve (0, 0.5) (1.5, 1.5)): February to May untouched; June
+///    accrues E1 (score 0.384375 → 0.5 + 0.384375/1.5 = 0.75625: 7562.50), E2 (team
+///    lead, north's 0.3775 → 0.7516666… rounded to 0.751667: 15000.00 × 0.751667 =
+///    11275.005, rounded half away from zero: 11275.01) and E3 (0.403125 → 0.76875:
+///    6150.00).
+/// 5. Time passes (the window is now four months, March to June, so February is
+///    locked) and a second late deal lands in February: no entry at all.
+/// 6. `--restate 2026-02 --dry-run`: the drift, E4 base 1160.00 → 2160.00 (2/4 = 0.5 ×
+///    0.2: score 0.708, multiplier 0.27), and no entry.
+/// 7. `--restate 2026-02`: the +1000.00 adjustment, as a restatement.
+/// 8. The same restatement again: nothing.
+#[tokio::test]
+async fn nightly_runs_append_exactly_the_differences() {
+    let nightly = Nightly::new(&[]);
+
+    // 1. First accruals.
+    let stdout = nightly.run_ok(&[]);
+    assert!(stdout.contains("appended 2, 14 statements"), "{stdout}");
+    let first = vec![
+        entry([
+            "2026-02",
+            "E4",
+            "base",
+            "accrual",
+            "160.00",
+            "first computed",
+            "launch",
+        ]),
+        entry([
+            "2026-04",
+            "E1",
+            "base",
+            "accrual",
+            "4062.50",
+            "first computed",
+            "focus",
+        ]),
+    ];
+    assert_eq!(nightly.entries().await, first);
+    let rows = ledger_entries(&nightly.path().join("fin/bonus_ledger")).await;
+    assert_eq!(rows[0][7], "2026-06", "posted in the month of as_of");
+    assert_eq!(rows[0][9], "true", "February is final on 2026-06-30");
+    assert_eq!(
+        rows[1][9], "false",
+        "April's 90-day conversions are still open"
+    );
+    assert_eq!(
+        rows[1][10],
+        "computed 4062.50 = 10000.00 CNY x 0.40625 x 30/30 days (curve(score of employee) at 0.7625, plan focus)"
+    );
+    assert!(
+        !nightly.path().join("out/bonus_ledger").exists(),
+        "the ledger lives under its own root"
+    );
+
+    // 2. Same inputs: nothing, and no new object.
+    nightly.run_ok(&[]);
+    assert_eq!(nightly.entries().await, first);
+    assert_eq!(nightly.objects(), 1);
+
+    // 3. A late deal in February.
+    nightly.append(
+        "accounts/accounts.csv",
+        "A40,Late Deal Co,300,tech,standard,E4,2026-01-15T02:00:00Z",
+    );
+    nightly.append(
+        "invoices/invoices.csv",
+        "I40,A40,,2026-02-10T02:00:00Z,2026-02-12T02:00:00Z,5000.00,CNY,paid",
+    );
+    nightly.run_ok(&[]);
+    let mut expected = first.clone();
+    expected.push(entry([
+        "2026-02",
+        "E4",
+        "base",
+        "adjustment",
+        "1000.00",
+        "data changed",
+        "launch",
+    ]));
+    assert_eq!(nightly.entries().await, expected);
+    nightly.run_ok(&[]);
+    assert_eq!(nightly.objects(), 2, "a rerun appends nothing");
+
+    // 4. A new plan from June.
+    let yaml = std::fs::read_to_string(&nightly.pipeline).unwrap();
+    std::fs::write(&nightly.pipeline, format!("{yaml}{RETENTION_PLAN}")).unwrap();
+    nightly.run_ok(&[]);
+    for (employee, amount) in [("E1", "7562.50"), ("E2", "11275.01"), ("E3", "6150.00")] {
+        expected.push(entry([
+            "2026-06",
+            employee,
+            "base",
+            "accrual",
+            amount,
+            "first computed",
+            "retention",
+        ]));
+    }
+    assert_eq!(nightly.entries().await, expected);
+
+    // 5. February is locked; a change there appends nothing.
+    nightly.edit_pipeline("lookback_months: 5", "lookback_months: 4");
+    nightly.append(
+        "accounts/accounts.csv",
+        "A41,Later Deal Co,300,tech,standard,E4,2026-01-15T02:00:00Z",
+    );
+    nightly.append(
+        "invoices/invoices.csv",
+        "I41,A41,,2026-02-11T02:00:00Z,2026-02-13T02:00:00Z,5000.00,CNY,paid",
+    );
+    let stdout = nightly.run_ok(&[]);
+    assert!(stdout.contains("appended 0"), "{stdout}");
+    assert_eq!(nightly.entries().await, expected);
+    assert!(
+        nightly
+            .path()
+            .join("fin/statements/period=2026-02/E4.json")
+            .exists(),
+        "a locked month's statements stay"
+    );
+
+    // 6. A dry run of the restatement shows the drift and appends nothing.
+    let stdout = nightly.run_ok(&["--restate", "2026-02", "--dry-run"]);
+    let drift: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("period "))
+        .skip(1)
+        .collect();
+    assert_eq!(drift.len(), 1, "{stdout}");
+    let fields: Vec<&str> = drift[0].split_whitespace().collect();
+    assert_eq!(
+        fields,
+        [
+            "2026-02",
+            "E4",
+            "base",
+            "1160.00",
+            "2160.00",
+            "1000.00",
+            "adjustment",
+            "restatement:",
+            "data",
+            "changed"
+        ]
+    );
+    assert_eq!(nightly.entries().await, expected);
+    assert_eq!(nightly.objects(), 3);
+
+    // 7. The restatement.
+    nightly.run_ok(&["--restate", "2026-02"]);
+    expected.push(entry([
+        "2026-02",
+        "E4",
+        "base",
+        "adjustment",
+        "1000.00",
+        "restatement: data changed",
+        "launch",
+    ]));
+    assert_eq!(nightly.entries().await, expected);
+
+    // 8. Again: nothing.
+    let stdout = nightly.run_ok(&["--restate", "2026-02"]);
+    assert!(stdout.contains("appended 0"), "{stdout}");
+    assert_eq!(nightly.objects(), 4);
+
+    // The net of every (employee, month, component) is what the statements compute.
+    let sums = run_python(
+        "import duckdb, sys\n\
+         rows = duckdb.sql(f\"SELECT period, employee_id, component, sum(amount) FROM \
+         read_parquet('{sys.argv[1]}/*.parquet') GROUP BY ALL ORDER BY ALL\").fetchall()\n\
+         print('\\n'.join(f'{p} {e} {c} {a}' for p, e, c, a in rows))\n",
+        &[nightly.path().join("fin/bonus_ledger").to_str().unwrap()],
+    );
+    assert_eq!(
+        sums.lines().collect::<Vec<_>>(),
+        [
+            "2026-02 E4 base 2160.00",
+            "2026-04 E1 base 4062.50",
+            "2026-06 E1 base 7562.50",
+            "2026-06 E2 base 11275.01",
+            "2026-06 E3 base 6150.00",
+        ]
+    );
+    let statement: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(nightly.path().join("fin/statements/period=2026-02/E4.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(statement["total_computed"], "2160.00");
+    assert_eq!(statement["total_recorded"], "2160.00");
+    assert_eq!(statement["entries"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn only_a_locked_month_can_be_restated() {
+    let nightly = Nightly::new(&[]);
+    let output = nightly.run(&["--restate", "2026-05"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("only a locked month can be restated"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = nightly.run(&["--restate", "May"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!nightly.path().join("fin").exists());
+}
+
+/// A focus plan edited in place (its curve) is a plan change, not a data change, even
+/// under the same name: entries carry the plan's fingerprint. E1, April, score 0.7625
+/// on (0, 0) (1.5, 1.5): 0.7625, 7625.00, +3562.50.
+#[tokio::test]
+async fn an_edited_plan_reads_as_a_plan_change() {
+    let nightly = Nightly::new(&[]);
+    nightly.run_ok(&[]);
+    let yaml = std::fs::read_to_string(&nightly.pipeline).unwrap();
+    let curve = "payout_curve: [[0.6, 0.0], [0.8, 0.5], [1.0, 1.0], [1.5, 1.5]]";
+    let at = yaml.rfind(curve).unwrap();
+    let edited = format!(
+        "{}payout_curve: [[0.0, 0.0], [1.5, 1.5]]{}",
+        &yaml[..at],
+        &yaml[at + curve.len()..]
+    );
+    std::fs::write(&nightly.pipeline, edited).unwrap();
+    nightly.run_ok(&[]);
+    let entries = nightly.entries().await;
+    let april: Vec<_> = entries
+        .iter()
+        .filter(|e| e[0] == "2026-04" && e[1] == "E1")
+        .collect();
+    assert_eq!(
+        april,
+        [
+            &entry([
+                "2026-04",
+                "E1",
+                "base",
+                "accrual",
+                "4062.50",
+                "first computed",
+                "focus"
+            ]),
+            &entry([
+                "2026-04",
+                "E1",
+                "base",
+                "adjustment",
+                "3562.50",
+                "plan changed",
+                "focus"
+            ]),
+        ]
+    );
+}
+
+/// A copied ledger object would pay everything in it twice: the run refuses to go on.
+#[tokio::test]
+async fn a_duplicated_ledger_object_stops_the_run() {
+    let nightly = Nightly::new(&[]);
+    nightly.run_ok(&[]);
+    let folder = nightly.path().join("fin/bonus_ledger");
+    let object = std::fs::read_dir(&folder)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&object, folder.join("copy.parquet")).unwrap();
+    let output = nightly.run(&[]);
+    assert_eq!(output.status.code(), Some(70), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("more than once"), "{stderr}");
+    assert_eq!(nightly.objects(), 2, "nothing appended");
+}
+
+#[test]
+fn no_output_may_carry_the_payouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline =
+        shipped_pipeline_edited(dir.path(), &[("\noutputs:\n", "\noutputs:\n  payouts:\n")]);
+    let output = kpipe(dir.path(), &["validate", pipeline.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(78), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("outputs.payouts") && stderr.contains("names and pay per person"),
+        "{stderr}"
+    );
+}
+
+/// DuckDB reads the ledger with outputs.md's types.
+#[test]
+fn duckdb_reads_the_ledger_with_its_types() {
+    let nightly = Nightly::new(&[]);
+    nightly.run_ok(&[]);
+    let types = run_python(
+        "import duckdb, sys\n\
+         rows = duckdb.sql(f\"DESCRIBE SELECT * FROM read_parquet('{sys.argv[1]}/*.parquet')\").fetchall()\n\
+         print('\\n'.join(f'{r[0]} {r[1]}' for r in rows))\n",
+        &[nightly.path().join("fin/bonus_ledger").to_str().unwrap()],
+    );
+    assert_eq!(
+        types.lines().collect::<Vec<_>>(),
+        [
+            "entry_id VARCHAR",
+            "period VARCHAR",
+            "posting_period VARCHAR",
+            "employee_id VARCHAR",
+            "employee_name VARCHAR",
+            "team VARCHAR",
+            "component VARCHAR",
+            "entry_kind VARCHAR",
+            "amount DECIMAL(18,2)",
+            "currency VARCHAR",
+            "plan VARCHAR",
+            "rule VARCHAR",
+            "basis DOUBLE",
+            "multiplier DOUBLE",
+            "proration DOUBLE",
+            "period_final BOOLEAN",
+            "reason VARCHAR",
+            "run_id VARCHAR",
+            "as_of DATE",
+            "recorded_at TIMESTAMP WITH TIME ZONE",
+            "plan_version VARCHAR",
+            "text VARCHAR",
+        ]
+    );
+}
