@@ -553,3 +553,71 @@ fn first_strings(
         .map(|mut r| r.remove(0))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn context(recorded: &str, appended: &str, computed: &str) -> SessionContext {
+        let ctx = SessionContext::new();
+        let views = [
+            ("periods", "SELECT '2026-04' AS period".to_string()),
+            (RECORDED, recorded.to_string()),
+            (APPENDED, appended.to_string()),
+            ("payouts", computed.to_string()),
+        ];
+        for (name, sql) in views {
+            ctx.sql(&format!("CREATE VIEW {name} AS {sql}"))
+                .await
+                .unwrap();
+        }
+        ctx
+    }
+
+    fn entry(period: &str, employee: &str, amount: &str) -> String {
+        format!(
+            "SELECT '{period}' AS period, '{employee}' AS employee_id, \
+             CAST({amount} AS DECIMAL(18, 2)) AS amount"
+        )
+    }
+
+    fn ledger() -> Ledger {
+        Ledger {
+            root: Url::parse("memory:///").unwrap(),
+            payouts: "payouts".into(),
+            scorecard: "scorecard".into(),
+            scorecard_summary: "scorecard_summary".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cross_check_passes_when_the_ledger_adds_up() {
+        let recorded = entry("2026-04", "E1", "4000.00");
+        let appended = entry("2026-04", "E1", "62.50");
+        // Entries of a locked month (not in `periods`) are not compared.
+        let recorded = format!("{recorded} UNION ALL {}", entry("2026-01", "E1", "9.99"));
+        let computed = entry("2026-04", "E1", "4062.50");
+        let ctx = context(&recorded, &appended, &computed).await;
+        cross_check(&ctx, &ledger()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_cross_check_fails_with_an_internal_error_naming_who_and_when() {
+        let recorded = entry("2026-04", "E1", "4000.00");
+        let appended = entry("2026-04", "E1", "62.50");
+        let computed = format!(
+            "{} UNION ALL {}",
+            entry("2026-04", "E1", "4062.51"),
+            entry("2026-04", "E2", "10.00")
+        );
+        let ctx = context(&recorded, &appended, &computed).await;
+        let error = cross_check(&ctx, &ledger()).await.unwrap_err();
+        assert_eq!(error.exit_code(), crate::error::exit_code::INTERNAL);
+        let message = error.to_string();
+        assert!(
+            message.contains("2026-04 E1: ledger 4062.50 vs payouts 4062.51")
+                && message.contains("2026-04 E2: ledger 0.00 vs payouts 10.00"),
+            "{message}"
+        );
+    }
+}

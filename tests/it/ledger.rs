@@ -492,3 +492,60 @@ fn duckdb_reads_the_ledger_with_its_types() {
         ]
     );
 }
+
+/// Killed after its ledger entries were staged but before the commit, a run appended
+/// nothing; the next run accrues exactly once.
+#[tokio::test]
+async fn a_run_killed_before_committing_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    crate::publishing::kill_at(dir.path(), "ledger staged");
+    let folder = dir.path().join("out/bonus_ledger");
+    assert!(ledger_entries(&folder).await.is_empty());
+    let output = crate::common::run_shipped(dir.path(), "in", &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let entries = ledger_entries(&folder).await;
+    let amounts: Vec<_> = entries.iter().map(|e| (&e[1][..], &e[4][..])).collect();
+    assert_eq!(amounts, [("E4", "160.00"), ("E1", "4062.50")]);
+}
+
+/// Killed once its manifest (the commit) was written, a run's ledger entries are
+/// published by recovery, once, with its outputs; the next run appends nothing.
+#[tokio::test]
+async fn a_run_killed_after_committing_appends_once_through_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    crate::publishing::kill_at(dir.path(), "run manifest written");
+    let pipeline = crate::common::shipped_pipeline();
+    let output = kpipe(
+        dir.path(),
+        &[
+            "recover",
+            pipeline.to_str().unwrap(),
+            "--var",
+            "input_root=in",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let folder = dir.path().join("out/bonus_ledger");
+    let entries = ledger_entries(&folder).await;
+    let amounts: Vec<_> = entries.iter().map(|e| (&e[1][..], &e[4][..])).collect();
+    assert_eq!(amounts, [("E4", "160.00"), ("E1", "4062.50")]);
+    assert!(
+        dir.path()
+            .join("out/statements/period=2026-04/E1.html")
+            .exists()
+    );
+    assert!(
+        !dir.path().join("out/_staging").exists(),
+        "nothing left staged"
+    );
+    let output = crate::common::run_shipped(dir.path(), "in", &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("appended 0"),
+        "{}",
+        text(&output.stdout)
+    );
+    assert_eq!(ledger_entries(&folder).await.len(), 2);
+}

@@ -209,7 +209,7 @@ fn kpi_objects(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 }
 
 /// Starts a run and kills it with SIGKILL as soon as stderr shows `event`.
-fn kill_at(dir: &Path, event: &str) {
+pub(crate) fn kill_at(dir: &Path, event: &str) {
     use std::io::{BufRead, BufReader};
     let mut child = crate::common::spawn_shipped(dir);
     let needle = format!("\"message\":\"{event}\"");
