@@ -100,6 +100,8 @@ tr.missing td { color: #a05a00; }
 .final { background: #eef7ee; }
 .provisional { background: #fff6e5; }
 .warning { color: #a00; font-weight: 600; border: 1px solid #a00; padding: .4rem .6rem; }
+td.explain { min-width: 22rem; }
+td.run { font-size: .75rem; color: #555; word-break: break-all; width: 11rem; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; }
 @media print { body { margin: 0; max-width: none; } h2 { break-after: avoid; } tr { break-inside: avoid; } }
 "#;
@@ -475,14 +477,14 @@ fn flags_section(out: &mut String, s: &Statement) {
 fn entries_section(out: &mut String, s: &Statement) {
     out.push_str(
         "<section id=\"ledger\">\n<h2>Ledger entries</h2>\n<table>\n<thead><tr><th>Posting period</th>\
-         <th>Kind</th><th>Component</th><th class=\"num\">Amount</th><th>Reason</th><th>Text</th>\
-         <th>Run id</th><th>Recorded at</th><th>Final?</th></tr></thead>\n<tbody>\n",
+         <th>Kind</th><th>Component</th><th class=\"num\">Amount</th><th>Reason</th><th>Explanation</th>\
+         <th>Run, recorded at</th><th>Final?</th></tr></thead>\n<tbody>\n",
     );
     for e in &s.entries {
         let _ = writeln!(
             out,
             "<tr data-entry=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td>\
-             <td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+             <td class=\"explain\">{}</td><td class=\"run\"><code>{}</code><br>{}</td><td>{}</td></tr>",
             escape(&e.entry_id),
             escape(&e.posting_period),
             escape(&e.entry_kind),
@@ -496,12 +498,12 @@ fn entries_section(out: &mut String, s: &Statement) {
         );
     }
     if s.entries.is_empty() {
-        out.push_str("<tr><td colspan=\"9\" class=\"muted\">no entries</td></tr>\n");
+        out.push_str("<tr><td colspan=\"8\" class=\"muted\">no entries</td></tr>\n");
     }
     let _ = write!(
         out,
         "</tbody>\n<tfoot><tr><td colspan=\"3\">Total recorded ({})</td>\
-         <td class=\"num\" id=\"total-recorded\">{}</td><td colspan=\"5\"></td></tr></tfoot>\n</table>\n",
+         <td class=\"num\" id=\"total-recorded\">{}</td><td colspan=\"4\"></td></tr></tfoot>\n</table>\n",
         escape(&s.currency),
         escape(&s.total_recorded)
     );

@@ -12,4 +12,5 @@ mod publishing;
 mod readers;
 mod run_fixtures;
 mod s3;
+mod statements;
 mod validate;
