@@ -458,8 +458,21 @@ impl Runner {
     ) -> Result<(Vec<StagedOutput>, Option<LedgerStaged>)> {
         let pipeline = &self.pipeline;
         let run_id = summary.run_id.clone();
-        summary.sources =
-            sources::register_all(ctx, pipeline, &mut self.stores, staging, &run_id).await?;
+        // Extracts with personal data are staged where only finance reads, when the
+        // pipeline keeps a ledger under its own root.
+        let private_staging = match &pipeline.ledger {
+            Some(ledger) => folder(&ledger.root, &format!("_staging/{run_id}"))?,
+            None => staging.clone(),
+        };
+        summary.sources = sources::register_all(
+            ctx,
+            pipeline,
+            &mut self.stores,
+            staging,
+            &private_staging,
+            &run_id,
+        )
+        .await?;
         let periods = values.periods();
         let tables = object_path(staging)?.join("tables");
         let root = &pipeline.output_root;

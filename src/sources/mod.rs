@@ -64,7 +64,8 @@ pub fn register_declared(ctx: &SessionContext, pipeline: &Pipeline) -> Result<()
 }
 
 /// Reads every source once: lists its folder, checks every row against the contract,
-/// and stages the checked rows as Parquet under `staging`. Each source is then
+/// and stages the checked rows as Parquet under `staging`, or under `private_staging`
+/// (the ledger's root, for finance only) when the source has personal data. Each source is then
 /// registered as its good rows, with its declared types, and the bad rows of all
 /// sources as the table `quarantine`.
 pub async fn register_all(
@@ -72,6 +73,7 @@ pub async fn register_all(
     pipeline: &Pipeline,
     stores: &mut Stores,
     staging: &Url,
+    private_staging: &Url,
     run_id: &str,
 ) -> Result<Vec<SourceListing>> {
     let mut listings = Vec::with_capacity(pipeline.sources.len());
@@ -92,6 +94,8 @@ pub async fn register_all(
             let schema = source.schema(pipeline.timezone_name());
             register(ctx, &source.name, Arc::new(EmptyTable::new(schema)))?;
         } else {
+            let personal = source.columns.iter().any(|c| c.pii);
+            let staging = if personal { private_staging } else { staging };
             let staged = stage(ctx, pipeline, source, &listing.files, store, staging).await?;
             listing.file_rows = counts(&staged, &source.name).await?;
             listing.rows_read = listing.file_rows.iter().map(|(_, read, _)| read).sum();

@@ -549,3 +549,67 @@ async fn a_run_killed_after_committing_appends_once_through_recovery() {
     );
     assert_eq!(ledger_entries(&folder).await.len(), 2);
 }
+
+/// Extracts with personal data (the roster's names and bonus targets, the leads'
+/// contacts) are staged under
+/// the ledger's root, never next to the outputs BI reads, even for the length of a run.
+#[test]
+fn personal_extracts_are_staged_under_the_ledger_root() {
+    use std::io::{BufRead, BufReader};
+    let nightly = Nightly::new(&[]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kpipe"))
+        .args([
+            "run",
+            nightly.pipeline.to_str().unwrap(),
+            "--as-of",
+            "2026-06-30",
+            "--var",
+            "input_root=in",
+            "--var",
+            "output_root=out",
+            "--var",
+            "ledger_root=fin",
+            "--log-format",
+            "json",
+        ])
+        .current_dir(nightly.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let seen = lines
+        .map(Result::unwrap)
+        .any(|line| line.contains("\"message\":\"view built\""));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen, "the run never built a view");
+    let staged = |root: &str| -> Vec<String> {
+        let staging = nightly.path().join(root).join("_staging");
+        let run = std::fs::read_dir(&staging)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut names: Vec<String> = std::fs::read_dir(run)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let pipeline = crate::common::marketing("in", "out");
+    let personal: Vec<String> = pipeline
+        .sources
+        .iter()
+        .filter(|s| s.columns.iter().any(|c| c.pii))
+        .map(|s| s.name.clone())
+        .collect();
+    assert!(personal.contains(&"employees".to_string()), "{personal:?}");
+    let private = staged("fin");
+    assert!(personal.iter().all(|p| private.contains(p)), "{private:?}");
+    let public = staged("out");
+    assert!(public.contains(&"campaigns".to_string()), "{public:?}");
+    assert!(!public.iter().any(|p| personal.contains(p)), "{public:?}");
+}
