@@ -59,6 +59,8 @@ pub struct RunOptions {
 struct LedgerStaged {
     files: Vec<StagedFile>,
     stat: LedgerStat,
+    /// The ledger state this run claimed, when it appends.
+    claim: Option<ledger::claim::Claim>,
 }
 
 /// Rows of one view, and the time taken to produce them.
@@ -162,26 +164,10 @@ impl Runner {
             }
         }
         let store = self.stores.store_for(&root)?;
-        let base = object_path(&root)?;
+        let runs_folder = object_path(&root)?.join("runs");
         let mut completed = 0;
         for (run_id, folders) in runs {
-            let manifest_path = base.clone().join("runs").join(format!("{run_id}.json"));
-            let manifest = match store.get(&manifest_path).await {
-                Ok(body) => {
-                    let bytes = body
-                        .bytes()
-                        .await
-                        .map_err(|e| KpipeError::from_store(e, "reading a manifest"))?;
-                    serde_json::from_slice::<serde_json::Value>(&bytes).ok()
-                }
-                Err(object_store::Error::NotFound { .. }) => None,
-                Err(e) => {
-                    return Err(KpipeError::from_store(
-                        e,
-                        &format!("reading {manifest_path}"),
-                    ));
-                }
-            };
+            let manifest = read_manifest(store.as_ref(), &runs_folder, &run_id).await?;
             let remove = match manifest {
                 Some(m) if m["outcome"] == "succeeded" => {
                     roll_forward(&mut self.stores, &m).await?;
@@ -269,6 +255,7 @@ impl Runner {
             .as_ref()
             .map(|l| l.files.clone())
             .unwrap_or_default();
+        let claim = ledger_staged.as_ref().and_then(|l| l.claim.clone());
         summary.ledger = ledger_staged.map(|l| l.stat);
         if options.dry_run {
             // Nothing is committed: no manifest, no outputs, no ledger entries.
@@ -286,7 +273,14 @@ impl Runner {
             .extend(staged.iter().map(|s| s.stat.clone()));
         summary.elapsed = started.elapsed();
         let manifest = self.manifest(&summary, &values, started_at, None, &staged, &ledger_files);
-        self.write_manifest(&manifest).await?;
+        if let Err(e) = self.write_manifest(&manifest).await {
+            // Not committed: give the ledger state back for the retry.
+            if let Some(claim) = &claim {
+                ledger::claim::release(&mut self.stores, claim).await;
+            }
+            self.remove_stagings(&stagings).await;
+            return Err(e);
+        }
         summary
             .outputs
             .truncate(summary.outputs.len() - staged.len());
@@ -573,14 +567,49 @@ impl Runner {
             let built = statements::build(ctx, ledger, posting.as_of, run_id).await?;
             statements = built.len();
             files.extend(statements::stage(&mut self.stores, ledger, &staging, &built).await?);
-            // Runs do not overlap (the CronJob forbids it); if one did append meanwhile,
-            // this run's differences are stale, and it must not commit them.
-            let now = ledger::list_objects(&mut self.stores, ledger).await?;
-            if now != recorded.objects {
-                return Err(KpipeError::Transient(
-                    "another run appended to the bonus ledger while this one ran; run again".into(),
-                ));
-            }
+        }
+        // Last step before the commit: claim the ledger state the differences were
+        // computed from, so that no other run commits differences from the same state.
+        let mut claim = None;
+        if !dry_run && !drift.is_empty() {
+            let root = self.pipeline.output_root.clone();
+            let manifests = self.stores.store_for(&root)?;
+            let runs = object_path(&root)?.join("runs");
+            let outcome_of = move |run: String| {
+                let manifests = std::sync::Arc::clone(&manifests);
+                let runs = runs.clone();
+                async move {
+                    Ok(
+                        match read_manifest(manifests.as_ref(), &runs, &run).await? {
+                            Some(m) if m["outcome"] == "succeeded" => {
+                                ledger::claim::Outcome::Succeeded
+                            }
+                            Some(_) => ledger::claim::Outcome::Ended,
+                            None => ledger::claim::Outcome::Unknown,
+                        },
+                    )
+                }
+            };
+            // A run commits within its storage retry timeout of claiming; a claim
+            // older than any such wait, without a manifest, will never be committed.
+            let retry = self
+                .pipeline
+                .settings
+                .storage
+                .retry_timeout_secs
+                .unwrap_or(180);
+            let void_after = Duration::from_secs(3600.max(2 * retry));
+            claim = Some(
+                ledger::claim::claim(
+                    &mut self.stores,
+                    ledger,
+                    &recorded.objects,
+                    run_id,
+                    void_after,
+                    outcome_of,
+                )
+                .await?,
+            );
         }
         Ok(LedgerStaged {
             files,
@@ -590,7 +619,28 @@ impl Runner {
                 statements,
                 dry_run,
             },
+            claim,
         })
+    }
+}
+
+/// The manifest of `run_id` under `runs`, if it wrote one.
+async fn read_manifest(
+    store: &dyn object_store::ObjectStore,
+    runs: &object_store::path::Path,
+    run_id: &str,
+) -> Result<Option<serde_json::Value>> {
+    let path = runs.clone().join(format!("{run_id}.json"));
+    match store.get(&path).await {
+        Ok(body) => {
+            let bytes = body
+                .bytes()
+                .await
+                .map_err(|e| KpipeError::from_store(e, "reading a manifest"))?;
+            Ok(serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(KpipeError::from_store(e, &format!("reading {path}"))),
     }
 }
 

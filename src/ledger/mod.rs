@@ -9,6 +9,7 @@
 //! run manifest, so they are committed together with the outputs they come from or not
 //! at all. Everything here is SQL over the run's tables, so it scales with the engine.
 
+pub mod claim;
 pub mod statement;
 pub mod statements;
 

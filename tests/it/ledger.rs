@@ -613,3 +613,54 @@ fn personal_extracts_are_staged_under_the_ledger_root() {
     assert!(public.contains(&"campaigns".to_string()), "{public:?}");
     assert!(!public.iter().any(|p| personal.contains(p)), "{public:?}");
 }
+
+/// Two runs that read the same ledger must not both append: the second to claim that
+/// ledger state stops with exit 75 while the first may still commit or has committed,
+/// and goes on once the first is known to have failed.
+#[tokio::test]
+async fn only_one_run_appends_from_a_ledger_state() {
+    let nightly = Nightly::new(&[]);
+    let claims = nightly.path().join("fin/_ledger_claims");
+    std::fs::create_dir_all(&claims).unwrap();
+    let other = "2026-06-30.20261203T000000.000Z.1";
+    let claim = |name: &str| {
+        std::fs::write(
+            claims.join(name),
+            format!("{{\"run_id\": \"{other}\", \"ledger_objects_read\": []}}"),
+        )
+        .unwrap();
+    };
+    // Another run claimed the empty ledger and has not committed yet.
+    claim("00000000-0.json");
+    let output = nightly.run(&[]);
+    assert_eq!(output.status.code(), Some(75), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("is committing ledger entries"));
+    assert_eq!(nightly.objects(), 0);
+
+    // It failed: its claim is void, this run appends.
+    std::fs::create_dir_all(nightly.path().join("out/runs")).unwrap();
+    let manifest = nightly.path().join(format!("out/runs/{other}.json"));
+    std::fs::write(&manifest, r#"{"outcome": "failed"}"#).unwrap();
+    nightly.run_ok(&[]);
+    assert_eq!(nightly.entries().await.len(), 2);
+    assert!(claims.join("00000000-1.json").exists());
+
+    // Another run claimed the ledger of one object and committed: this run's
+    // differences were computed from a ledger that is no longer the ledger.
+    claim("00000001-0.json");
+    std::fs::write(&manifest, r#"{"outcome": "succeeded"}"#).unwrap();
+    nightly.append(
+        "accounts/accounts.csv",
+        "A40,Late Deal Co,300,tech,standard,E4,2026-01-15T02:00:00Z",
+    );
+    nightly.append(
+        "invoices/invoices.csv",
+        "I40,A40,,2026-02-10T02:00:00Z,2026-02-12T02:00:00Z,5000.00,CNY,paid",
+    );
+    let output = nightly.run(&[]);
+    assert_eq!(output.status.code(), Some(75), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("committed ledger entries computed from the same ledger")
+    );
+    assert_eq!(nightly.entries().await.len(), 2, "nothing appended");
+}

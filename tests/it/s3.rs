@@ -348,3 +348,114 @@ fn access_denied_is_bad_input_naming_the_location_not_a_retry() {
     assert!(stderr.contains("s3://kpipe/extracts/leads/"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// S3 operations the ledger test needs: `make BUCKET`, `put BUCKET KEY TEXT`, `keys
+/// BUCKET PREFIX`, `ledger BUCKET PREFIX` (sum of amounts per employee, from pyarrow).
+const S3_OPS: &str = r#"
+import sys, boto3
+endpoint, op, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                  aws_secret_access_key="testing", region_name="us-east-1")
+if op == "make":
+    s3.create_bucket(Bucket=args[0])
+elif op == "put":
+    s3.put_object(Bucket=args[0], Key=args[1], Body=args[2].encode())
+elif op == "keys":
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=args[0], Prefix=args[1])
+    print("\n".join(sorted(o["Key"] for p in pages for o in p.get("Contents", []))))
+elif op == "ledger":
+    import pyarrow.dataset as ds
+    from pyarrow import fs
+    host = endpoint.split("//")[1]
+    filesystem = fs.S3FileSystem(endpoint_override=host, scheme="http", access_key="testing",
+                                 secret_key="testing", region="us-east-1")
+    table = ds.dataset(f"{args[0]}/{args[1]}", filesystem=filesystem, format="parquet").to_table()
+    rows = sorted(zip(table["employee_id"].to_pylist(), map(str, table["amount"].to_pylist())))
+    print("\n".join(f"{e} {a}" for e, a in rows))
+"#;
+
+/// The ledger under its own bucket, as finance would keep it: entries and statements go
+/// there and nowhere else, and the ledger claim is a real conditional write: a claim
+/// already on the server (another run's, still committing) stops an appending run.
+#[test]
+fn the_ledger_lives_in_its_own_bucket_and_claims_with_conditional_writes() {
+    let server = S3Server::start();
+    let endpoint = server.endpoint();
+    let fixtures = root().join("fixtures");
+    run_python(UPLOAD, &[&endpoint, fixtures.to_str().unwrap()]);
+    run_python(S3_OPS, &[&endpoint, "make", "finance"]);
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        "input_root=s3://kpipe/extracts",
+        "output_root=s3://kpipe/marketing",
+        "ledger_root=s3://finance/marketing",
+    ];
+    let output = kpipe_on_s3(dir.path(), &endpoint, &shipped_pipeline(), &vars);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let ledger = run_python(
+        S3_OPS,
+        &[&endpoint, "ledger", "finance", "marketing/bonus_ledger"],
+    );
+    assert_eq!(
+        ledger.lines().collect::<Vec<_>>(),
+        ["E1 4062.50", "E4 160.00"]
+    );
+    let finance = run_python(S3_OPS, &[&endpoint, "keys", "finance", "marketing/"]);
+    assert!(
+        finance.contains("marketing/_ledger_claims/00000000-0.json"),
+        "{finance}"
+    );
+    assert!(
+        finance.contains("marketing/statements/period=2026-04/E1.html"),
+        "{finance}"
+    );
+    assert!(!finance.contains("_staging"), "{finance}");
+    let public = run_python(S3_OPS, &[&endpoint, "keys", "kpipe", "marketing/"]);
+    assert!(public.contains("marketing/kpi_values/"), "{public}");
+    for private in ["bonus_ledger", "statements", "_staging"] {
+        assert!(!public.contains(private), "{private} in {public}");
+    }
+
+    // Another run holds the claim on the ledger of one object, and a late deal makes
+    // this run append from that same ledger.
+    let other = "{\"run_id\": \"2026-06-30.20261203T000000.000Z.1\"}";
+    let claim = "marketing/_ledger_claims/00000001-0.json";
+    run_python(S3_OPS, &[&endpoint, "put", "finance", claim, other]);
+    let accounts = "A40,Late Deal Co,300,tech,standard,E4,2026-01-15T02:00:00Z\n";
+    let invoices = "invoice_id,account_id,subscription_id,issued_at,paid_at,amount,currency,status\n\
+                    I40,A40,,2026-02-10T02:00:00Z,2026-02-12T02:00:00Z,5000.00,CNY,paid\n";
+    let header = "account_id,company_name,company_size,industry,tier,owner_id,created_at\n";
+    run_python(
+        S3_OPS,
+        &[
+            &endpoint,
+            "put",
+            "kpipe",
+            "extracts/accounts/late.csv",
+            &format!("{header}{accounts}"),
+        ],
+    );
+    run_python(
+        S3_OPS,
+        &[
+            &endpoint,
+            "put",
+            "kpipe",
+            "extracts/invoices/late.csv",
+            invoices,
+        ],
+    );
+    let output = kpipe_on_s3(dir.path(), &endpoint, &shipped_pipeline(), &vars);
+    assert_eq!(output.status.code(), Some(75), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("is committing ledger entries"),
+        "{}",
+        text(&output.stderr)
+    );
+    let ledger = run_python(
+        S3_OPS,
+        &[&endpoint, "ledger", "finance", "marketing/bonus_ledger"],
+    );
+    assert_eq!(ledger.lines().count(), 2, "nothing appended: {ledger}");
+}
