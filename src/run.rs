@@ -142,10 +142,10 @@ impl Runner {
     pub async fn recover(&mut self) -> Result<usize> {
         let root = self.pipeline.output_root.clone();
         let mut roots = vec![root.clone()];
-        if let Some(ledger) = &self.pipeline.ledger {
-            if ledger.root != root {
-                roots.push(ledger.root.clone());
-            }
+        if let Some(ledger) = &self.pipeline.ledger
+            && ledger.root != root
+        {
+            roots.push(ledger.root.clone());
         }
         let mut runs: std::collections::BTreeMap<String, Vec<Url>> = Default::default();
         for staging_root in &roots {

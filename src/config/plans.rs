@@ -294,6 +294,8 @@ pub fn plans(raw: serde_yaml_ng::Mapping, kpis: &[Kpi], report: &mut YamlReporte
     out
 }
 
+// `!(x > 0.0)` on purpose: NaN (`.nan` in YAML) fails the check too.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn plan(
     name: String,
     raw: RawPlan,

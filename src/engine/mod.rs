@@ -163,11 +163,10 @@ pub async fn plan_views(
         };
         tracing::debug!(view = %view.name, plan = %plan.display_indent(), "view planned");
         if let Some(folder) = materialize_into.filter(|_| pipeline.materialize.contains(&view.name))
+            && problems.is_empty()
         {
-            if problems.is_empty() {
-                materialize(ctx, &view.name, plan, folder).await?;
-                continue;
-            }
+            materialize(ctx, &view.name, plan, folder).await?;
+            continue;
         }
         let table = ViewTable::new(plan, Some(view.sql.clone()));
         if let Err(e) = ctx.register_table(view.name.as_str(), Arc::new(table)) {

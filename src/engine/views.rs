@@ -251,7 +251,7 @@ fn literal(value: &ScalarValue, state: &SessionState) -> Result<Expr, String> {
 }
 
 fn span_position(span: Span) -> Option<Position> {
-    (span.start.line > 0).then(|| Position {
+    (span.start.line > 0).then_some(Position {
         line: span.start.line as usize,
         col: span.start.column as usize,
     })
