@@ -208,7 +208,6 @@ pub async fn written_rows(
     key_len: usize,
 ) -> BTreeMap<Vec<String>, Vec<String>> {
     use datafusion::arrow::datatypes::DataType;
-    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
     let mut options = datafusion::prelude::ParquetReadOptions::default();
     if partitioned {
         options = options.table_partition_cols(vec![("period".to_string(), DataType::Utf8)]);
@@ -216,6 +215,20 @@ pub async fn written_rows(
     let frame = ctx.read_parquet(table_url, options).await.unwrap();
     let frame = frame.select_columns(columns).unwrap();
     let mut rows = BTreeMap::new();
+    for cells in text_rows(frame).await {
+        assert!(
+            rows.insert(cells[..key_len].to_vec(), cells[key_len..].to_vec())
+                .is_none(),
+            "duplicate {cells:?}"
+        );
+    }
+    rows
+}
+
+/// Every row of `frame`, each cell as text (null as "").
+pub async fn text_rows(frame: datafusion::prelude::DataFrame) -> Vec<Vec<String>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let mut rows = Vec::new();
     for batch in frame.collect().await.unwrap() {
         let formatters: Vec<ArrayFormatter> = batch
             .columns()
@@ -223,19 +236,16 @@ pub async fn written_rows(
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
             .collect();
         for row in 0..batch.num_rows() {
-            let cells: Vec<String> = (0..batch.num_columns())
-                .map(|c| {
-                    if batch.column(c).is_null(row) {
-                        String::new()
-                    } else {
-                        formatters[c].value(row).to_string()
-                    }
-                })
-                .collect();
-            assert!(
-                rows.insert(cells[..key_len].to_vec(), cells[key_len..].to_vec())
-                    .is_none(),
-                "duplicate {cells:?}"
+            rows.push(
+                (0..batch.num_columns())
+                    .map(|c| {
+                        if batch.column(c).is_null(row) {
+                            String::new()
+                        } else {
+                            formatters[c].value(row).to_string()
+                        }
+                    })
+                    .collect(),
             );
         }
     }

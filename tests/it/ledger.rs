@@ -42,8 +42,9 @@ impl Nightly {
         std::fs::write(&path, rows).unwrap();
     }
 
-    fn run(&self, extra: &[&str]) -> Output {
-        let mut args = vec![
+    /// `kpipe run` on this pipeline for 2026-06-30 with its roots.
+    fn args(&self) -> Vec<&str> {
+        vec![
             "run",
             self.pipeline.to_str().unwrap(),
             "--as-of",
@@ -54,7 +55,11 @@ impl Nightly {
             "output_root=out",
             "--var",
             "ledger_root=fin",
-        ];
+        ]
+    }
+
+    fn run(&self, extra: &[&str]) -> Output {
+        let mut args = self.args();
         args.extend_from_slice(extra);
         kpipe(self.path(), &args)
     }
@@ -63,6 +68,32 @@ impl Nightly {
         let output = self.run(extra);
         assert!(output.status.success(), "{}", text(&output.stderr));
         text(&output.stdout)
+    }
+
+    /// A deal that arrives late: account A40 (owned by E4) pays its first invoice on
+    /// 2026-02-12.
+    fn late_deal(&self) {
+        self.append(
+            "accounts/accounts.csv",
+            "A40,Late Deal Co,300,tech,standard,E4,2026-01-15T02:00:00Z",
+        );
+        self.append(
+            "invoices/invoices.csv",
+            "I40,A40,,2026-02-10T02:00:00Z,2026-02-12T02:00:00Z,5000.00,CNY,paid",
+        );
+    }
+
+    /// `sql` run by DuckDB over the ledger, as the view `ledger`; a row per line.
+    fn duckdb(&self, sql: &str) -> Vec<String> {
+        let script = "import duckdb, sys\n\
+             duckdb.sql(f\"CREATE VIEW ledger AS SELECT * FROM read_parquet('{sys.argv[1]}/*.parquet')\")\n\
+             rows = duckdb.sql(sys.argv[2]).fetchall()\n\
+             print('\\n'.join(' '.join(str(c) for c in r) for r in rows))\n";
+        let folder = self.path().join("fin/bonus_ledger");
+        run_python(script, &[folder.to_str().unwrap(), sql])
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// The ledger's objects, one per run that appended something.
@@ -98,7 +129,6 @@ impl Nightly {
 /// component, entry_kind, amount, reason, plan, posting_period, run_id, period_final,
 /// text.
 pub async fn ledger_entries(folder: &Path) -> Vec<Vec<String>> {
-    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
     if std::fs::read_dir(folder).map_or(true, |mut d| d.next().is_none()) {
         return Vec::new();
     }
@@ -114,23 +144,7 @@ pub async fn ledger_entries(folder: &Path) -> Vec<Vec<String>> {
         )
         .await
         .unwrap();
-    let mut rows = Vec::new();
-    for batch in frame.collect().await.unwrap() {
-        let formatters: Vec<ArrayFormatter> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            rows.push(
-                formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect(),
-            );
-        }
-    }
-    rows
+    crate::common::text_rows(frame).await
 }
 
 fn entry(fields: [&str; 7]) -> [String; 7] {
@@ -224,14 +238,7 @@ async fn nightly_runs_append_exactly_the_differences() {
     assert_eq!(nightly.objects(), 1);
 
     // 3. A late deal in February.
-    nightly.append(
-        "accounts/accounts.csv",
-        "A40,Late Deal Co,300,tech,standard,E4,2026-01-15T02:00:00Z",
-    );
-    nightly.append(
-        "invoices/invoices.csv",
-        "I40,A40,,2026-02-10T02:00:00Z,2026-02-12T02:00:00Z,5000.00,CNY,paid",
-    );
+    nightly.late_deal();
     nightly.run_ok(&[]);
     let mut expected = first.clone();
     expected.push(entry([
@@ -331,15 +338,11 @@ async fn nightly_runs_append_exactly_the_differences() {
     assert_eq!(nightly.objects(), 4);
 
     // The net of every (employee, month, component) is what the statements compute.
-    let sums = run_python(
-        "import duckdb, sys\n\
-         rows = duckdb.sql(f\"SELECT period, employee_id, component, sum(amount) FROM \
-         read_parquet('{sys.argv[1]}/*.parquet') GROUP BY ALL ORDER BY ALL\").fetchall()\n\
-         print('\\n'.join(f'{p} {e} {c} {a}' for p, e, c, a in rows))\n",
-        &[nightly.path().join("fin/bonus_ledger").to_str().unwrap()],
+    let sums = nightly.duckdb(
+        "SELECT period, employee_id, component, sum(amount) FROM ledger GROUP BY ALL ORDER BY ALL",
     );
     assert_eq!(
-        sums.lines().collect::<Vec<_>>(),
+        sums,
         [
             "2026-02 E4 base 2160.00",
             "2026-04 E1 base 4062.50",
@@ -458,14 +461,9 @@ fn no_output_may_carry_the_payouts() {
 fn duckdb_reads_the_ledger_with_its_types() {
     let nightly = Nightly::new(&[]);
     nightly.run_ok(&[]);
-    let types = run_python(
-        "import duckdb, sys\n\
-         rows = duckdb.sql(f\"DESCRIBE SELECT * FROM read_parquet('{sys.argv[1]}/*.parquet')\").fetchall()\n\
-         print('\\n'.join(f'{r[0]} {r[1]}' for r in rows))\n",
-        &[nightly.path().join("fin/bonus_ledger").to_str().unwrap()],
-    );
+    let types = nightly.duckdb("SELECT column_name, column_type FROM (DESCRIBE ledger)");
     assert_eq!(
-        types.lines().collect::<Vec<_>>(),
+        types,
         [
             "entry_id VARCHAR",
             "period VARCHAR",
@@ -558,20 +556,8 @@ fn personal_extracts_are_staged_under_the_ledger_root() {
     use std::io::{BufRead, BufReader};
     let nightly = Nightly::new(&[]);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kpipe"))
-        .args([
-            "run",
-            nightly.pipeline.to_str().unwrap(),
-            "--as-of",
-            "2026-06-30",
-            "--var",
-            "input_root=in",
-            "--var",
-            "output_root=out",
-            "--var",
-            "ledger_root=fin",
-            "--log-format",
-            "json",
-        ])
+        .args(nightly.args())
+        .args(["--log-format", "json"])
         .current_dir(nightly.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -649,14 +635,7 @@ async fn only_one_run_appends_from_a_ledger_state() {
     // differences were computed from a ledger that is no longer the ledger.
     claim("00000001-0.json");
     std::fs::write(&manifest, r#"{"outcome": "succeeded"}"#).unwrap();
-    nightly.append(
-        "accounts/accounts.csv",
-        "A40,Late Deal Co,300,tech,standard,E4,2026-01-15T02:00:00Z",
-    );
-    nightly.append(
-        "invoices/invoices.csv",
-        "I40,A40,,2026-02-10T02:00:00Z,2026-02-12T02:00:00Z,5000.00,CNY,paid",
-    );
+    nightly.late_deal();
     let output = nightly.run(&[]);
     assert_eq!(output.status.code(), Some(75), "{}", text(&output.stderr));
     assert!(
