@@ -20,6 +20,7 @@ pub(crate) fn log_summary(summary: &RunSummary) {
         views = summary.views.len(),
         outputs = summary.outputs.len(),
         rows_written,
+        ledger_appended = summary.ledger.as_ref().map_or(0, |l| l.drift.len()),
         ms = ms(summary.elapsed),
         "run finished"
     );

@@ -643,3 +643,22 @@ async fn only_one_run_appends_from_a_ledger_state() {
     );
     assert_eq!(nightly.entries().await.len(), 2, "nothing appended");
 }
+
+/// The ledger reads the payouts view by column: validate names what it lacks.
+#[test]
+fn validate_names_a_column_the_ledger_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = shipped_pipeline_edited(dir.path(), &[]);
+    let sql = dir.path().join("sql/payouts.sql");
+    let view = std::fs::read_to_string(&sql).unwrap();
+    let edited = view.replacen(") AS amount,", ") AS pay,", 1);
+    assert_ne!(edited, view, "the edit applies");
+    std::fs::write(&sql, edited).unwrap();
+    let output = kpipe(dir.path(), &["validate", pipeline.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(78), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("payouts.sql") && stderr.contains("the ledger needs a column `amount`"),
+        "{stderr}"
+    );
+}
