@@ -273,14 +273,28 @@ impl Runner {
             .extend(staged.iter().map(|s| s.stat.clone()));
         summary.elapsed = started.elapsed();
         let manifest = self.manifest(&summary, &values, started_at, None, &staged, &ledger_files);
-        if let Err(e) = self.write_manifest(&manifest).await {
-            // Not committed: give the ledger state back for the retry.
-            if let Some(claim) = &claim {
-                ledger::claim::release(&mut self.stores, claim).await;
+        if let Err(error) = self.write_manifest(&manifest).await {
+            // A PUT can land even though its answer was lost: only a manifest known to
+            // be absent means the run did not commit.
+            let store = self.stores.store_for(&root)?;
+            let runs = object_path(&root)?.join("runs");
+            match read_manifest(store.as_ref(), &runs, &run_id).await {
+                Ok(Some(written)) if written["outcome"] == "succeeded" => {
+                    tracing::warn!(error = %error, "the manifest was written despite an error; publishing");
+                }
+                Ok(_) => {
+                    // Not committed: give the ledger state back for the retry.
+                    if let Some(claim) = &claim {
+                        ledger::claim::release(&mut self.stores, claim).await;
+                    }
+                    self.remove_stagings(&stagings).await;
+                    return Err(error);
+                }
+                // Unknown: leave the claim and the staging to recovery.
+                Err(_) => return Err(error),
             }
-            self.remove_stagings(&stagings).await;
-            return Err(e);
         }
+        crash_point("run manifest written");
         summary
             .outputs
             .truncate(summary.outputs.len() - staged.len());
@@ -482,10 +496,12 @@ impl Runner {
         .await?;
         if let Err(e) = check_bad_rows(pipeline, &summary.sources) {
             // A run stopped by bad rows publishes its quarantine only, so that someone
-            // can see why.
-            summary
-                .outputs
-                .push(publish(&mut self.stores, root, quarantine, &periods).await?);
+            // can see why; a dry run publishes nothing.
+            if !dry_run {
+                summary
+                    .outputs
+                    .push(publish(&mut self.stores, root, quarantine, &periods).await?);
+            }
             return Err(e);
         }
         engine::register_builtin(ctx, pipeline, values)?;
@@ -498,6 +514,7 @@ impl Runner {
         for view in &graph.views {
             let stat = count(ctx, &view.name, "building view").await?;
             tracing::info!(view = %stat.name, rows = stat.rows, ms = ms(stat.elapsed), "view built");
+            crash_point("view built");
             summary.views.push(stat);
         }
         let mut staged = vec![quarantine];
@@ -534,6 +551,17 @@ impl Runner {
         let run_id = &posting.run_id;
         let staging = folder(&ledger.root, &format!("_staging/{run_id}"))?;
         let recorded = ledger::register_recorded(ctx, &mut self.stores, ledger).await?;
+        let view_file = self
+            .pipeline
+            .views_dir
+            .join(format!("{}.sql", ledger.payouts));
+        ledger::check_payout_keys(ctx, ledger, &view_file).await?;
+        // Entries are stamped when they are computed, from the ledger just read, so that
+        // their order is the order of the ledger states they were computed from.
+        let posting = &Posting {
+            recorded_at: chrono::Utc::now(),
+            ..posting.clone()
+        };
         ledger::register_drift(ctx, ledger, posting).await?;
         let drift = ledger::drift(ctx).await?;
         let mut files = Vec::new();
@@ -562,6 +590,7 @@ impl Runner {
             appended = drift.len(),
             "ledger staged"
         );
+        crash_point("ledger staged");
         let mut statements = 0;
         if !dry_run {
             let built = statements::build(ctx, ledger, posting.as_of, run_id).await?;
@@ -610,6 +639,7 @@ impl Runner {
                 )
                 .await?,
             );
+            crash_point("ledger state claimed");
         }
         Ok(LedgerStaged {
             files,
@@ -641,6 +671,18 @@ async fn read_manifest(
         }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(KpipeError::from_store(e, &format!("reading {path}"))),
+    }
+}
+
+/// Testing aid: with `KPIPE_CRASH_AT=<step>` the process dies on the spot when it
+/// reaches that step, with no clean-up, as a SIGKILL or an OOM kill would leave it; the
+/// crash tests use it instead of racing a kill. Steps: `source read`, `view built`,
+/// `output staged`, `ledger staged`, `ledger state claimed`, `run manifest written` (the
+/// first time each happens).
+pub(crate) fn crash_point(step: &str) {
+    if std::env::var("KPIPE_CRASH_AT").is_ok_and(|at| at == step) {
+        tracing::warn!(step, "KPIPE_CRASH_AT: dying here");
+        std::process::abort();
     }
 }
 

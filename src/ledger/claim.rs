@@ -63,7 +63,8 @@ where
     let body = serde_json::to_vec_pretty(&body)
         .map_err(|e| KpipeError::Internal(format!("serialising a ledger claim: {e}")))?;
     let state = objects_read.len();
-    for attempt in 0.. {
+    let mut attempt = 0;
+    loop {
         let name = format!("{state:08}-{attempt}.json");
         let path = base.clone().join(name.as_str());
         let options = PutOptions::from(PutMode::Create);
@@ -84,10 +85,12 @@ where
             }
         }
         let what = format!("reading the ledger claim {path}");
-        let existing = store
-            .get(&path)
-            .await
-            .map_err(|e| KpipeError::from_store(e, &what))?;
+        let existing = match store.get(&path).await {
+            Ok(existing) => existing,
+            // Released since: try the same name again.
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(KpipeError::from_store(e, &what)),
+        };
         let modified = existing.meta.last_modified;
         let bytes = existing
             .bytes()
@@ -107,10 +110,10 @@ where
                      this run ({state} objects); this run's differences are stale, run again"
                 )));
             }
-            Outcome::Ended => continue,
+            Outcome::Ended => attempt += 1,
             Outcome::Unknown if age > void_after => {
                 tracing::warn!(claim = %path, run = %other, "void ledger claim of a run that never committed");
-                continue;
+                attempt += 1;
             }
             Outcome::Unknown => {
                 return Err(KpipeError::Transient(format!(
@@ -120,7 +123,6 @@ where
             }
         }
     }
-    unreachable!("the attempts are unbounded")
 }
 
 /// Gives a claim back when this run will not commit after all (its manifest could not

@@ -130,18 +130,17 @@ pub async fn register_recorded(
 ) -> Result<Recorded> {
     let objects = list_objects(stores, ledger).await?;
     let url = folder(ledger)?;
-    let table: Arc<dyn TableProvider> = if objects.is_empty() {
-        Arc::new(EmptyTable::new(schema()))
-    } else {
-        let engine = |e| engine_error(e, "reading the bonus ledger");
-        let path = ListingTableUrl::parse(url.as_str()).map_err(engine)?;
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let config = ListingTableConfig::new(path)
-            .with_listing_options(options)
-            .with_schema(schema());
-        Arc::new(ListingTable::try_new(config).map_err(engine)?)
-    };
+    // The objects listed now, by name: every read of the ledger in this run sees the
+    // same entries as the claim names, whatever another run publishes meanwhile.
+    let base = crate::storage::base_of(&ledger.root);
+    let urls = objects
+        .iter()
+        .map(|o| {
+            Url::parse(&format!("{base}/{o}"))
+                .map_err(|e| KpipeError::Internal(format!("ledger object {o}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let table = entries_table(&urls, "reading the bonus ledger")?;
     ctx.register_table(RECORDED, table)
         .map_err(|e| engine_error(e, "registering the bonus ledger"))?;
     let duplicates = query(
@@ -168,6 +167,46 @@ pub async fn register_recorded(
         .await
         .map_err(|e| engine_error(e, "reading the bonus ledger"))?;
     Ok(Recorded { objects, entries })
+}
+
+/// The payouts view must give one row per (period, employee, component), with none of
+/// them null: a repeated key would be appended once per copy, a null one every run.
+pub async fn check_payout_keys(
+    ctx: &SessionContext,
+    ledger: &Ledger,
+    file: &std::path::Path,
+) -> Result<()> {
+    let sql = format!(
+        "SELECT CAST(period AS VARCHAR) AS period, CAST(employee_id AS VARCHAR) AS employee_id,
+                CAST(component AS VARCHAR) AS component, count(*) AS copies
+         FROM {}
+         WHERE period IN (SELECT b.period FROM periods AS b) OR period IS NULL
+         GROUP BY period, employee_id, component
+         HAVING count(*) > 1 OR period IS NULL OR employee_id IS NULL OR component IS NULL
+         ORDER BY 1, 2, 3 LIMIT 5",
+        ledger.payouts
+    );
+    let batches = query(ctx, &sql, "checking the payouts").await?;
+    let rows = string_rows(&batches, &["period", "employee_id", "component", "copies"])?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = rows
+        .iter()
+        .map(|r| format!("({}, {}, {}) x{}", r[0], r[1], r[2], r[3]))
+        .collect();
+    Err(KpipeError::Config(crate::config::Diagnostics(vec![
+        crate::config::Diagnostic {
+            file: file.to_path_buf(),
+            position: None,
+            key: None,
+            message: format!(
+                "the ledger needs one row per period, employee_id and component, none null; \
+             found {}",
+                shown.join(", ")
+            ),
+        },
+    ])))
 }
 
 /// Registers `ledger_drift`: for each (employee, month, component) of the months this
@@ -203,50 +242,77 @@ pub async fn entries(ctx: &SessionContext) -> Result<DataFrame> {
 
 /// Registers the entries read back from the object this run staged (or none).
 pub async fn register_appended(ctx: &SessionContext, staged: Option<&Url>) -> Result<()> {
-    let engine = |e| engine_error(e, "reading back the staged ledger entries");
-    let table: Arc<dyn TableProvider> = match staged {
-        None => Arc::new(EmptyTable::new(schema())),
-        Some(url) => {
-            let path = ListingTableUrl::parse(url.as_str()).map_err(engine)?;
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet");
-            let config = ListingTableConfig::new(path)
-                .with_listing_options(options)
-                .with_schema(schema());
-            Arc::new(ListingTable::try_new(config).map_err(engine)?)
-        }
-    };
-    ctx.register_table(APPENDED, table).map_err(engine)?;
+    let what = "reading back the staged ledger entries";
+    let staged: Vec<Url> = staged.into_iter().cloned().collect();
+    let table = entries_table(&staged, what)?;
+    ctx.register_table(APPENDED, table)
+        .map_err(|e| engine_error(e, what))?;
     Ok(())
+}
+
+/// The ledger entries in exactly the Parquet objects `objects`, with the ledger's schema.
+fn entries_table(objects: &[Url], what: &str) -> Result<Arc<dyn TableProvider>> {
+    if objects.is_empty() {
+        return Ok(Arc::new(EmptyTable::new(schema())));
+    }
+    let engine = |e| engine_error(e, what);
+    let paths = objects
+        .iter()
+        .map(|url| ListingTableUrl::parse(url.as_str()))
+        .collect::<datafusion::common::Result<Vec<_>>>()
+        .map_err(engine)?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(paths)
+        .with_listing_options(options)
+        .with_schema(schema());
+    Ok(Arc::new(ListingTable::try_new(config).map_err(engine)?))
 }
 
 /// bonus.md's invariant, checked on what was written before anything is committed: for
 /// every employee and month the run recomputes, the entries recorded plus the entries
 /// appended (read back from the staged object) add up to the payouts just computed.
 pub async fn cross_check(ctx: &SessionContext, ledger: &Ledger) -> Result<()> {
+    let repeated = query(
+        ctx,
+        &format!(
+            "SELECT entry_id FROM (SELECT entry_id FROM {RECORDED} UNION ALL \
+             SELECT entry_id FROM {APPENDED}) GROUP BY entry_id HAVING count(*) > 1 LIMIT 5"
+        ),
+        "cross-checking the bonus ledger",
+    )
+    .await?;
+    if let Some(first) = first_strings(&repeated, "entry_id")?.first() {
+        return Err(KpipeError::Internal(format!(
+            "this run would append entry {first} twice, nothing was committed"
+        )));
+    }
     let payouts = &ledger.payouts;
     let sql = format!(
         "WITH booked AS (SELECT period FROM periods),
          entries AS (
-             SELECT period, employee_id, amount FROM {RECORDED}
+             SELECT period, employee_id, currency, amount FROM {RECORDED}
              UNION ALL
-             SELECT period, employee_id, amount FROM {APPENDED}
+             SELECT period, employee_id, currency, amount FROM {APPENDED}
          ),
          ledger_net AS (
-             SELECT period, employee_id, sum(amount) AS net FROM entries
-             WHERE period IN (SELECT b.period FROM booked AS b) GROUP BY period, employee_id
+             SELECT period, employee_id, currency, sum(amount) AS net FROM entries
+             WHERE period IN (SELECT b.period FROM booked AS b)
+             GROUP BY period, employee_id, currency
          ),
          computed AS (
-             SELECT period, employee_id, sum(amount) AS net FROM {payouts}
-             WHERE period IN (SELECT b.period FROM booked AS b) GROUP BY period, employee_id
+             SELECT period, employee_id, currency, sum(amount) AS net FROM {payouts}
+             WHERE period IN (SELECT b.period FROM booked AS b)
+             GROUP BY period, employee_id, currency
          )
          SELECT
              CAST(COALESCE(l.period, c.period) AS VARCHAR) AS period,
              CAST(COALESCE(l.employee_id, c.employee_id) AS VARCHAR) AS employee_id,
-             CAST(COALESCE(l.net, 0) AS VARCHAR) AS ledger,
-             CAST(COALESCE(c.net, 0) AS VARCHAR) AS computed
+             concat(CAST(COALESCE(l.net, 0) AS VARCHAR), ' ', COALESCE(l.currency, c.currency)) AS ledger,
+             concat(CAST(COALESCE(c.net, 0) AS VARCHAR), ' ', COALESCE(c.currency, l.currency)) AS computed
          FROM ledger_net AS l
-         FULL JOIN computed AS c ON l.period = c.period AND l.employee_id = c.employee_id
+         FULL JOIN computed AS c
+           ON l.period = c.period AND l.employee_id = c.employee_id AND l.currency = c.currency
          WHERE COALESCE(l.net, 0) <> COALESCE(c.net, 0)
          ORDER BY 1, 2
          LIMIT 10"
@@ -372,16 +438,15 @@ computed AS (
 ),
 history AS (
     SELECT
-        period, employee_id, component,
+        period, employee_id, component, currency,
         sum(amount) AS recorded,
         last_value(plan ORDER BY recorded_at, entry_id) AS last_plan,
         last_value(plan_version ORDER BY recorded_at, entry_id) AS last_plan_version,
         last_value(employee_name ORDER BY recorded_at, entry_id) AS last_name,
-        last_value(team ORDER BY recorded_at, entry_id) AS last_team,
-        last_value(currency ORDER BY recorded_at, entry_id) AS last_currency
+        last_value(team ORDER BY recorded_at, entry_id) AS last_team
     FROM {RECORDED}
     WHERE period IN (SELECT b.period FROM booked AS b)
-    GROUP BY period, employee_id, component
+    GROUP BY period, employee_id, component, currency
 ),
 finality AS (
     SELECT period, bool_and(is_final) AS period_final FROM kpi_values GROUP BY period
@@ -393,7 +458,7 @@ matched AS (
         COALESCE(c.employee_name, h.last_name) AS employee_name,
         COALESCE(c.team, h.last_team) AS team,
         COALESCE(c.component, h.component) AS component,
-        COALESCE(c.currency, h.last_currency) AS currency,
+        COALESCE(c.currency, h.currency) AS currency,
         c.employee_id IS NOT NULL AS still_computed,
         COALESCE(c.amount, CAST(0 AS DECIMAL(18, 2))) AS computed,
         COALESCE(h.recorded, CAST(0 AS DECIMAL(18, 2))) AS recorded,
@@ -412,6 +477,7 @@ matched AS (
     FROM computed AS c
     FULL JOIN history AS h
       ON h.period = c.period AND h.employee_id = c.employee_id AND h.component = c.component
+     AND h.currency = c.currency
 ),
 entries AS (
     SELECT
@@ -577,8 +643,8 @@ mod tests {
 
     fn entry(period: &str, employee: &str, amount: &str) -> String {
         format!(
-            "SELECT '{period}' AS period, '{employee}' AS employee_id, \
-             CAST({amount} AS DECIMAL(18, 2)) AS amount"
+            "SELECT '{period}' AS period, '{employee}' AS employee_id, 'CNY' AS currency, \
+             CAST({amount} AS DECIMAL(18, 2)) AS amount, '{period}{employee}{amount}' AS entry_id"
         )
     }
 
@@ -603,6 +669,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_cross_check_fails_on_an_entry_appended_twice() {
+        let appended = entry("2026-04", "E1", "62.50");
+        let twice = format!("{appended} UNION ALL {appended}");
+        let computed = entry("2026-04", "E1", "125.00");
+        let ctx = context(&entry("2026-04", "E1", "0"), &twice, &computed).await;
+        let error = cross_check(&ctx, &ledger()).await.unwrap_err();
+        assert!(error.to_string().contains("twice"), "{error}");
+    }
+
+    #[tokio::test]
     async fn the_cross_check_fails_with_an_internal_error_naming_who_and_when() {
         let recorded = entry("2026-04", "E1", "4000.00");
         let appended = entry("2026-04", "E1", "62.50");
@@ -616,8 +692,8 @@ mod tests {
         assert_eq!(error.exit_code(), crate::error::exit_code::INTERNAL);
         let message = error.to_string();
         assert!(
-            message.contains("2026-04 E1: ledger 4062.50 vs payouts 4062.51")
-                && message.contains("2026-04 E2: ledger 0.00 vs payouts 10.00"),
+            message.contains("2026-04 E1: ledger 4062.50 CNY vs payouts 4062.51 CNY")
+                && message.contains("2026-04 E2: ledger 0.00 CNY vs payouts 10.00 CNY"),
             "{message}"
         );
     }

@@ -136,7 +136,8 @@ pub async fn build(
         ctx,
         &format!(
             "SELECT period, employee_id, entry_id, posting_period, entry_kind, component,
-                    amount, reason, text, run_id, recorded_at, period_final
+                    amount, reason, text, run_id, recorded_at, period_final,
+                    employee_name, team, plan, currency
              FROM (SELECT * FROM {RECORDED} UNION ALL SELECT * FROM {APPENDED}) AS e
              WHERE {booked}
              ORDER BY period, employee_id, recorded_at, component, entry_id"
@@ -145,6 +146,7 @@ pub async fn build(
     )
     .await?;
     let mut entries: BTreeMap<Key, Vec<StatementEntry>> = BTreeMap::new();
+    let mut who: BTreeMap<Key, [String; 4]> = BTreeMap::new();
     for r in string_rows(
         &entry_rows,
         &[
@@ -160,8 +162,17 @@ pub async fn build(
             "run_id",
             "recorded_at",
             "period_final",
+            "employee_name",
+            "team",
+            "plan",
+            "currency",
         ],
     )? {
+        // Who the latest entry names, for a month that only the ledger still has.
+        who.insert(
+            (r[0].clone(), r[1].clone()),
+            [r[12].clone(), r[13].clone(), r[14].clone(), r[15].clone()],
+        );
         entries
             .entry((r[0].clone(), r[1].clone()))
             .or_default()
@@ -256,6 +267,42 @@ pub async fn build(
             multiplier: float(&r[11]).unwrap_or(0.0),
             amount: r[16].clone(),
         });
+    }
+    // A month whose components were all reversed (the employee is no longer scored in
+    // it) keeps a statement: its entries, and nothing computed.
+    for (key, month_entries) in entries {
+        let [name, team, plan, currency] = who.remove(&key).unwrap_or_default();
+        statements.insert(
+            key.clone(),
+            Statement {
+                period: key.0.clone(),
+                employee_id: key.1.clone(),
+                employee_name: name,
+                team,
+                role: String::new(),
+                plan: plan.clone(),
+                level: String::new(),
+                entity_id: String::new(),
+                score: 0.0,
+                score_final: false,
+                multiplier: 0.0,
+                curve: curves.get(&plan).cloned().unwrap_or_default(),
+                active_days: 0,
+                month_days: 0,
+                proration: 0.0,
+                monthly_bonus_target: String::new(),
+                currency,
+                flags: Vec::new(),
+                period_final: finality.get(&key.0).copied().unwrap_or(false),
+                as_of: as_of.to_string(),
+                run_id: run_id.to_string(),
+                kpis: Vec::new(),
+                components: Vec::new(),
+                entries: month_entries,
+                total_computed: String::new(),
+                total_recorded: String::new(),
+            },
+        );
     }
     let mut out: Vec<Statement> = statements.into_values().collect();
     for s in &mut out {

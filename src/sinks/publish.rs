@@ -87,7 +87,19 @@ pub(crate) async fn publish_files(
         let from = object_path(staged)?;
         let to = object_path(&file.published)?;
         match store.rename(&from, &to).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Ok(()) => {}
+            // Moved already, by an earlier attempt; unless the object is nowhere, which
+            // must stop everything: a committed run's entries would be lost.
+            Err(object_store::Error::NotFound { .. }) => match store.head(&to).await {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(KpipeError::Internal(format!(
+                        "a committed run's object is neither staged at {from} nor published \
+                         at {to}: restore it before the next run"
+                    )));
+                }
+                Err(e) => return Err(KpipeError::from_store(e, &format!("checking {to}"))),
+            },
             Err(e) => return Err(KpipeError::from_store(e, &format!("publishing {to}"))),
         }
     }
@@ -183,6 +195,7 @@ pub(crate) async fn stage_output(
         elapsed: started.elapsed(),
     };
     tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), ms = ms(stat.elapsed), "output staged");
+    crate::run::crash_point("output staged");
     Ok(StagedOutput {
         stat,
         staged_table,

@@ -121,6 +121,7 @@ pub async fn register_all(
             ms = listing.elapsed.as_millis() as u64,
             "source read"
         );
+        crate::run::crash_point("source read");
         listings.push(listing);
     }
     register_quarantine(ctx, quarantined)?;

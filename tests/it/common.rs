@@ -126,6 +126,25 @@ pub fn spawn_shipped(dir: &Path) -> std::process::Child {
         .unwrap()
 }
 
+/// Runs the shipped pipeline on `dir/in` (outputs and ledger under `dir/out`), dying
+/// on the spot at `step` (`KPIPE_CRASH_AT`: no clean-up, as a SIGKILL would leave it).
+pub fn crash_at(dir: &Path, step: &str) {
+    let pipeline = shipped_pipeline();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kpipe"))
+        .args(["run", pipeline.to_str().unwrap(), "--as-of", "2026-06-30"])
+        .args(["--var", "input_root=in"])
+        .env("KPIPE_CRASH_AT", step)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the run did not die at {step}");
+    assert!(
+        text(&output.stderr).contains("KPIPE_CRASH_AT: dying here"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
 /// Copies the bundled fixtures to `dir/in`, for tests that break them.
 pub fn copy_fixtures(dir: &Path) {
     copy_dir(&root().join("fixtures"), &dir.join("in"));

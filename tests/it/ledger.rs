@@ -491,29 +491,47 @@ fn duckdb_reads_the_ledger_with_its_types() {
     );
 }
 
-/// Killed after its ledger entries were staged but before the commit, a run appended
-/// nothing; the next run accrues exactly once.
-#[tokio::test]
-async fn a_run_killed_before_committing_appends_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_fixtures(dir.path());
-    crate::publishing::kill_at(dir.path(), "ledger staged");
-    let folder = dir.path().join("out/bonus_ledger");
-    assert!(ledger_entries(&folder).await.is_empty());
-    let output = crate::common::run_shipped(dir.path(), "in", &[]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let entries = ledger_entries(&folder).await;
-    let amounts: Vec<_> = entries.iter().map(|e| (&e[1][..], &e[4][..])).collect();
-    assert_eq!(amounts, [("E4", "160.00"), ("E1", "4062.50")]);
+/// (employee, amount) of every ledger entry under `dir/out`.
+async fn amounts(dir: &Path) -> Vec<(String, String)> {
+    ledger_entries(&dir.join("out/bonus_ledger"))
+        .await
+        .into_iter()
+        .map(|e| (e[1].clone(), e[4].clone()))
+        .collect()
 }
 
-/// Killed once its manifest (the commit) was written, a run's ledger entries are
-/// published by recovery, once, with its outputs; the next run appends nothing.
+fn first_accruals() -> Vec<(String, String)> {
+    vec![
+        ("E4".into(), "160.00".into()),
+        ("E1".into(), "4062.50".into()),
+    ]
+}
+
+/// Dead after its ledger entries were staged but before it claimed or committed, a run
+/// appended nothing; the next run accrues exactly once.
 #[tokio::test]
-async fn a_run_killed_after_committing_appends_once_through_recovery() {
+async fn a_run_dead_before_committing_appends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     copy_fixtures(dir.path());
-    crate::publishing::kill_at(dir.path(), "run manifest written");
+    crate::common::crash_at(dir.path(), "ledger staged");
+    assert!(amounts(dir.path()).await.is_empty());
+    let output = crate::common::run_shipped(dir.path(), "in", &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(amounts(dir.path()).await, first_accruals());
+}
+
+/// Dead once its manifest (the commit) was written and before it published anything, a
+/// run's ledger entries are published by recovery, once, with its outputs; the next run
+/// appends nothing.
+#[tokio::test]
+async fn a_run_dead_after_committing_appends_once_through_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    crate::common::crash_at(dir.path(), "run manifest written");
+    assert!(
+        amounts(dir.path()).await.is_empty(),
+        "nothing published yet"
+    );
     let pipeline = crate::common::shipped_pipeline();
     let output = kpipe(
         dir.path(),
@@ -525,10 +543,8 @@ async fn a_run_killed_after_committing_appends_once_through_recovery() {
         ],
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let folder = dir.path().join("out/bonus_ledger");
-    let entries = ledger_entries(&folder).await;
-    let amounts: Vec<_> = entries.iter().map(|e| (&e[1][..], &e[4][..])).collect();
-    assert_eq!(amounts, [("E4", "160.00"), ("E1", "4062.50")]);
+    assert!(text(&output.stdout).contains("recovered: 1 run(s) completed"));
+    assert_eq!(amounts(dir.path()).await, first_accruals());
     assert!(
         dir.path()
             .join("out/statements/period=2026-04/E1.html")
@@ -545,7 +561,112 @@ async fn a_run_killed_after_committing_appends_once_through_recovery() {
         "{}",
         text(&output.stdout)
     );
-    assert_eq!(ledger_entries(&folder).await.len(), 2);
+    assert_eq!(amounts(dir.path()).await, first_accruals());
+}
+
+/// Dead between claiming the ledger state and committing (a window of one PUT), a run
+/// holds its claim until it is void (an hour): appending runs stop with exit 75 until
+/// then, and append once after.
+#[tokio::test]
+async fn a_claim_left_by_a_dead_run_holds_until_it_is_void() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixtures(dir.path());
+    crate::common::crash_at(dir.path(), "ledger state claimed");
+    let output = crate::common::run_shipped(dir.path(), "in", &[]);
+    assert_eq!(output.status.code(), Some(75), "{}", text(&output.stderr));
+    assert!(amounts(dir.path()).await.is_empty());
+    let claim = dir.path().join("out/_ledger_claims/00000000-0.json");
+    let aged = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&claim)
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    let output = crate::common::run_shipped(dir.path(), "in", &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(amounts(dir.path()).await, first_accruals());
+    assert!(
+        dir.path()
+            .join("out/_ledger_claims/00000000-1.json")
+            .exists()
+    );
+}
+
+/// A kicker earned, then taken out of the plan: each of its entries is reversed to 0.00
+/// by an adjustment that says why, and the statements keep both. With focus's
+/// lead_target target made 1 (share 10%, every role): E1 has 1 effective lead in April
+/// and June (1000.00 each), E2 1 in April and May (10% of 15000.00: 1500.00 each), E3 3
+/// in June (attainment capped at 1.5: 800.00); nobody else has one (WORKED.md §4).
+#[tokio::test]
+async fn a_component_no_longer_computed_is_reversed() {
+    let kicker = "      lead_target: {kpi: effective_leads, scope: individual, target: 40, threshold: 1.0, share: 0.10}\n";
+    let easy = "      lead_target: {kpi: effective_leads, scope: individual, target: 1, threshold: 1.0, share: 0.10}\n";
+    let nightly = Nightly::new(&[(kicker, easy)]);
+    nightly.run_ok(&[]);
+    let earned = [
+        ("2026-04", "E1", "1000.00"),
+        ("2026-04", "E2", "1500.00"),
+        ("2026-05", "E2", "1500.00"),
+        ("2026-06", "E1", "1000.00"),
+        ("2026-06", "E3", "800.00"),
+    ];
+    let kicker_entries = |rows: &[Vec<String>]| -> Vec<(String, String, String, String, String)> {
+        rows.iter()
+            .filter(|r| r[2] == "kicker:lead_target")
+            .map(|r| {
+                (
+                    r[0].clone(),
+                    r[1].clone(),
+                    r[3].clone(),
+                    r[4].clone(),
+                    r[5].clone(),
+                )
+            })
+            .collect()
+    };
+    let mut expected: Vec<_> = earned
+        .iter()
+        .map(|(p, e, a)| {
+            (
+                p.to_string(),
+                e.to_string(),
+                "accrual".into(),
+                a.to_string(),
+                "first computed".into(),
+            )
+        })
+        .collect();
+    let rows = ledger_entries(&nightly.path().join("fin/bonus_ledger")).await;
+    assert_eq!(kicker_entries(&rows), expected);
+
+    nightly.edit_pipeline(easy, "");
+    nightly.run_ok(&[]);
+    expected.extend(earned.iter().map(|(p, e, a)| {
+        (
+            p.to_string(),
+            e.to_string(),
+            "adjustment".into(),
+            format!("-{a}"),
+            "plan changed".into(),
+        )
+    }));
+    let rows = ledger_entries(&nightly.path().join("fin/bonus_ledger")).await;
+    assert_eq!(kicker_entries(&rows), expected);
+    let reversal = rows
+        .iter()
+        .find(|r| r[0] == "2026-04" && r[1] == "E1" && r[3] == "adjustment")
+        .unwrap();
+    assert_eq!(
+        reversal[10],
+        "no longer computed for 2026-04 (not scored, or not in plan focus): 1000.00 reversed to 0.00"
+    );
+    let statement: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(nightly.path().join("fin/statements/period=2026-04/E1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(statement["entries"].as_array().unwrap().len(), 3);
+    assert_eq!(statement["total_recorded"], "4062.50");
+    assert_eq!(statement["total_computed"], "4062.50");
 }
 
 /// Extracts with personal data (the roster's names and bonus targets, the leads'

@@ -208,24 +208,6 @@ fn kpi_objects(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     objects
 }
 
-/// Starts a run and kills it with SIGKILL as soon as stderr shows `event`.
-pub(crate) fn kill_at(dir: &Path, event: &str) {
-    use std::io::{BufRead, BufReader};
-    let mut child = crate::common::spawn_shipped(dir);
-    let needle = format!("\"message\":\"{event}\"");
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = false;
-    for line in lines {
-        if line.unwrap().contains(&needle) {
-            seen = true;
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(seen, "the run never logged {event:?}");
-}
-
 #[test]
 fn a_run_killed_at_any_point_before_publishing_leaves_the_previous_state() {
     let dir = tempfile::tempdir().unwrap();
@@ -265,7 +247,7 @@ fn a_run_killed_at_any_point_before_publishing_leaves_the_previous_state() {
     std::fs::write(&leads, rows).unwrap();
 
     for event in ["source read", "view built", "output staged"] {
-        kill_at(dir.path(), event);
+        crate::common::crash_at(dir.path(), event);
         assert_eq!(
             kpi_objects(&out),
             previous,
@@ -314,10 +296,11 @@ fn a_run_killed_after_committing_is_completed_by_recovery() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let expected = kpi_objects(&clean.path().join("out"));
 
-    // Killed as soon as its manifest (the commit) is written, maybe before publishing.
-    kill_at(dir.path(), "run manifest written");
+    // Dead as soon as its manifest (the commit) is written, before publishing.
+    crate::common::crash_at(dir.path(), "run manifest written");
     let m = manifest(&out);
     assert_eq!(m["outcome"], "succeeded");
+    assert!(!out.join("kpi_values").exists(), "nothing published yet");
 
     let output = crate::common::kpipe(
         dir.path(),
