@@ -783,3 +783,27 @@ fn validate_names_a_column_the_ledger_needs() {
         "{stderr}"
     );
 }
+
+/// A payouts view that gives a (period, employee, component) twice would have its
+/// difference appended once per copy: the run stops before anything is staged, naming
+/// the view.
+#[tokio::test]
+async fn payouts_with_a_repeated_key_stop_the_run() {
+    let nightly = Nightly::new(&[]);
+    let sql = nightly.path().join("sql/payouts.sql");
+    let view = std::fs::read_to_string(&sql).unwrap();
+    let twice = "FROM (SELECT * FROM components UNION ALL \
+                 SELECT * FROM components WHERE component = 'base') AS c\n";
+    assert!(view.ends_with("FROM components\n"));
+    std::fs::write(&sql, view.replace("FROM components\n", twice)).unwrap();
+    let output = nightly.run(&[]);
+    assert_eq!(output.status.code(), Some(78), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("payouts.sql")
+            && stderr.contains("one row per period, employee_id and component"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(2026-02, E1, base) x2"), "{stderr}");
+    assert_eq!(nightly.objects(), 0);
+}
