@@ -74,25 +74,17 @@ kickers AS (
     -- team, against the kicker's own target reaches its threshold (within 1e-9).
     SELECT
         s.*,
-        k.kicker,
-        k.scope,
-        CASE
-            WHEN v.actual IS NULL THEN 0.0
-            WHEN cat.direction = 'lower' AND v.actual = 0 THEN pl.attainment_cap
-            WHEN cat.direction = 'lower' THEN least(greatest(k.target / v.actual, 0.0), pl.attainment_cap)
-            ELSE least(greatest(v.actual / k.target, 0.0), pl.attainment_cap)
-        END AS attainment,
-        k.threshold,
-        CAST(round(k.share * 1000000) AS BIGINT) AS share_micros
+        a.name AS kicker,
+        CASE a.level WHEN 'team' THEN 'team' ELSE 'individual' END AS scope,
+        COALESCE(a.attainment, 0.0) AS attainment,
+        a.threshold,
+        CAST(round(a.share * 1000000) AS BIGINT) AS share_micros
     FROM scores AS s
-    JOIN plans AS pl ON pl.plan = s.plan
-    JOIN plan_kickers AS k ON k.plan = s.plan
-    JOIN kpi_catalogue AS cat ON cat.kpi = k.kpi
-    LEFT JOIN kpi_values AS v
-      ON v.period = s.period
-     AND v.kpi = k.kpi
-     AND v.level = CASE k.scope WHEN 'team' THEN 'team' ELSE 'employee' END
-     AND v.entity_id = CASE k.scope WHEN 'team' THEN s.team ELSE s.employee_id END
+    JOIN attainments AS a
+      ON a.kind = 'kicker'
+     AND a.period = s.period
+     AND a.plan = s.plan
+     AND a.entity_id = CASE a.level WHEN 'team' THEN s.team ELSE s.employee_id END
 ),
 components AS (
     SELECT

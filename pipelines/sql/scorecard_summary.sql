@@ -9,24 +9,11 @@ WITH scores AS (
     GROUP BY period, level, entity_id, plan
 ),
 flag_attainment AS (
-    SELECT
-        s.period,
-        s.entity_id,
-        f.flag,
-        CASE
-            WHEN v.actual IS NULL THEN 0.0
-            WHEN k.direction = 'lower' AND v.actual = 0 THEN pl.attainment_cap
-            WHEN k.direction = 'lower' THEN least(greatest(f.target / v.actual, 0.0), pl.attainment_cap)
-            ELSE least(greatest(v.actual / f.target, 0.0), pl.attainment_cap)
-        END AS attainment,
-        f.threshold
-    FROM scores AS s
-    JOIN plans AS pl ON pl.plan = s.plan
-    JOIN plan_flags AS f ON f.plan = s.plan
-    JOIN kpi_catalogue AS k ON k.kpi = f.kpi
-    LEFT JOIN kpi_values AS v
-      ON v.period = s.period AND v.level = 'employee' AND v.entity_id = s.entity_id AND v.kpi = f.kpi
-    WHERE s.level = 'employee'
+    SELECT a.period, a.entity_id, a.name AS flag, COALESCE(a.attainment, 0.0) AS attainment, a.threshold
+    FROM attainments AS a
+    JOIN scores AS s
+      ON s.period = a.period AND s.level = a.level AND s.entity_id = a.entity_id
+    WHERE a.kind = 'flag'
 ),
 flags AS (
     SELECT period, entity_id, array_agg(flag ORDER BY flag) AS flags

@@ -176,6 +176,6 @@ fn the_shipped_pipeline_validates_without_reading_data() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
         text(&output.stdout).trim(),
-        "ok: 12 sources, 33 views, 6 outputs"
+        "ok: 12 sources, 34 views, 6 outputs"
     );
 }
