@@ -807,3 +807,45 @@ async fn payouts_with_a_repeated_key_stop_the_run() {
     assert!(stderr.contains("(2026-02, E1, base) x2"), "{stderr}");
     assert_eq!(nightly.objects(), 0);
 }
+
+/// An employee taken off the roster is no longer scored: every amount of theirs is
+/// reversed (data changed), and their statement stays with the entries and nothing
+/// computed. E4's February base was 160.00.
+#[tokio::test]
+async fn an_employee_no_longer_scored_keeps_a_statement_of_the_reversal() {
+    let nightly = Nightly::new(&[]);
+    nightly.run_ok(&[]);
+    let roster = nightly.path().join("in/employees/employees.csv");
+    let rows = std::fs::read_to_string(&roster).unwrap();
+    let without: String = rows
+        .lines()
+        .filter(|l| !l.starts_with("E4,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(rows, without);
+    std::fs::write(&roster, without).unwrap();
+    nightly.run_ok(&[]);
+    let entries = nightly.entries().await;
+    assert_eq!(
+        entries.last().unwrap(),
+        &entry([
+            "2026-02",
+            "E4",
+            "base",
+            "adjustment",
+            "-160.00",
+            "data changed",
+            "launch"
+        ])
+    );
+    assert_eq!(entries.len(), 3);
+    let statement: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(nightly.path().join("fin/statements/period=2026-02/E4.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(statement["employee_name"], "Chen Jie");
+    assert_eq!(statement["components"], serde_json::json!([]));
+    assert_eq!(statement["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(statement["total_recorded"], "0.00");
+    assert_eq!(statement["total_computed"], "0.00");
+}
