@@ -110,17 +110,7 @@ impl Nightly {
         ledger_entries(&self.path().join("fin/bonus_ledger"))
             .await
             .into_iter()
-            .map(|r| {
-                [
-                    r[0].clone(),
-                    r[1].clone(),
-                    r[2].clone(),
-                    r[3].clone(),
-                    r[4].clone(),
-                    r[5].clone(),
-                    r[6].clone(),
-                ]
-            })
+            .map(|r| std::array::from_fn(|i| r[i].clone()))
             .collect()
     }
 }
