@@ -506,7 +506,15 @@ impl Runner {
         }
         engine::register_builtin(ctx, pipeline, values)?;
         let materialized = folder(staging, "views")?;
-        engine::plan_views(ctx, pipeline, graph, values, Some(&materialized)).await?;
+        let private_materialized = folder(&private_staging, "views")?;
+        engine::plan_views(
+            ctx,
+            pipeline,
+            graph,
+            values,
+            Some((&materialized, &private_materialized)),
+        )
+        .await?;
 
         // TODO(benchmark issue): counting a view's rows runs it once more than the
         // outputs need; at 10M+ leads this should become a setting or come from the

@@ -123,16 +123,17 @@ pub fn view_graph(pipeline: &Pipeline, ctx: &SessionContext) -> Result<ViewGraph
 /// others are still planned so that all problems show at once. Then checks that each
 /// output names a view that has its partition columns.
 ///
-/// With `materialize_into` (a run, not validate), each view named in
-/// `views.materialize` is computed as soon as it is planned, written as Parquet under
-/// that folder, and registered as that Parquet, so the views after it read it instead
-/// of computing it again.
+/// With `materialize_into` (a run, not validate: a public and a private folder), each
+/// view named in `views.materialize` is computed as soon as it is planned, written as
+/// Parquet under that folder, and registered as that Parquet, so the views after it read
+/// it instead of computing it again. The ledger's payouts view, and any view made from
+/// it, go to the private folder (under the ledger's root): they carry pay per person.
 pub async fn plan_views(
     ctx: &SessionContext,
     pipeline: &Pipeline,
     graph: &ViewGraph,
     values: &RunValues,
-    materialize_into: Option<&url::Url>,
+    materialize_into: Option<(&url::Url, &url::Url)>,
 ) -> Result<()> {
     let state = ctx.state();
     let lookup = |name: &str| values.lookup(pipeline, name);
@@ -162,9 +163,14 @@ pub async fn plan_views(
             }
         };
         tracing::debug!(view = %view.name, plan = %plan.display_indent(), "view planned");
-        if let Some(folder) = materialize_into.filter(|_| pipeline.materialize.contains(&view.name))
+        if let Some((public, private)) =
+            materialize_into.filter(|_| pipeline.materialize.contains(&view.name))
             && problems.is_empty()
         {
+            let personal = pipeline.ledger.as_ref().is_some_and(|l| {
+                view.name == l.payouts || graph.upstream(&view.name).contains(&l.payouts)
+            });
+            let folder = if personal { private } else { public };
             materialize(ctx, &view.name, plan, folder).await?;
             continue;
         }

@@ -660,28 +660,19 @@ async fn a_component_no_longer_computed_is_reversed() {
 }
 
 /// Extracts with personal data (the roster's names and bonus targets, the leads'
-/// contacts) are staged under
-/// the ledger's root, never next to the outputs BI reads, even for the length of a run.
+/// contacts) and the materialized payouts are staged under the ledger's root, never next
+/// to the outputs BI reads, even for the length of a run.
 #[test]
 fn personal_extracts_are_staged_under_the_ledger_root() {
-    use std::io::{BufRead, BufReader};
     let nightly = Nightly::new(&[]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kpipe"))
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kpipe"))
         .args(nightly.args())
-        .args(["--log-format", "json"])
+        .env("KPIPE_CRASH_AT", "view built")
         .current_dir(nightly.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let seen = lines
-        .map(Result::unwrap)
-        .any(|line| line.contains("\"message\":\"view built\""));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(seen, "the run never built a view");
-    let staged = |root: &str| -> Vec<String> {
+    assert!(!output.status.success(), "the run did not die");
+    let staged = |root: &str, folder: &str| -> Vec<String> {
         let staging = nightly.path().join(root).join("_staging");
         let run = std::fs::read_dir(&staging)
             .unwrap()
@@ -689,13 +680,25 @@ fn personal_extracts_are_staged_under_the_ledger_root() {
             .unwrap()
             .unwrap()
             .path();
-        let mut names: Vec<String> = std::fs::read_dir(run)
+        let mut names: Vec<String> = std::fs::read_dir(run.join(folder))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
         names
     };
+    // Materialized views: pay per person under the ledger's root only.
+    assert_eq!(staged("fin", "views"), ["payouts"]);
+    let public_views = staged("out", "views");
+    assert!(
+        public_views.contains(&"scorecard".to_string()),
+        "{public_views:?}"
+    );
+    assert!(
+        !public_views.contains(&"payouts".to_string()),
+        "{public_views:?}"
+    );
+    let staged = |root: &str| staged(root, "");
     let pipeline = crate::common::marketing("in", "out");
     let personal: Vec<String> = pipeline
         .sources
