@@ -167,3 +167,18 @@ async fn proration_rounding_and_kickers_are_exact() {
         "1000.00"
     );
 }
+
+/// Every component of every scored employee and month on the fixtures, against
+/// `fixtures/expected/payouts.csv` (WORKED.md §11; `fixtures/reference.py` recomputes
+/// it independently): 42 rows, all 0.00 but E4's February base (160.00) and E1's April
+/// base (4062.50).
+#[tokio::test]
+async fn every_payout_matches_the_hand_worked_file() {
+    let rows = payouts(&[]).await;
+    let (_, expected) = crate::common::expected_rows("payouts.csv", 3);
+    let computed: std::collections::BTreeMap<Vec<String>, Vec<String>> = rows
+        .into_iter()
+        .map(|(key, value)| (key, vec![value[4].clone()]))
+        .collect();
+    assert_eq!(computed, expected);
+}
