@@ -29,6 +29,9 @@ pub struct Manifest {
     pub error: Option<RunError>,
     pub inputs: Vec<InputFile>,
     pub outputs: Vec<OutputFile>,
+    /// The folders of the tables whose partitions of `periods` the run owns: once it is
+    /// published, a partition of those months that it did not write is removed.
+    pub owned_tables: Vec<String>,
     pub timings_ms: Vec<Timing>,
 }
 
@@ -69,9 +72,9 @@ pub struct OutputFile {
     pub table: String,
     pub path: String,
     pub rows: u64,
-    /// Where the object waits in the run's staging folder until it is published (its
-    /// path inside the output root's store). A run that wrote its manifest and then
-    /// died is completed from these by the next run or `kpipe recover`.
+    /// Where the object waits in the run's staging folder until it is published (a
+    /// URL). A run that wrote its manifest and then died is completed from these by the
+    /// next run or `kpipe recover`.
     pub staged: Option<String>,
 }
 

@@ -17,8 +17,8 @@ use crate::manifest;
 use crate::report::{explain_text, log_summary};
 use crate::sinks::parquet::{WrittenFile, write_table};
 use crate::sinks::publish::{
-    StagedFile, StagedOutput, folder, folder_url_of, publish, publish_files, published_path,
-    remove_folder, roll_forward, run_age, stage_output,
+    StagedFile, StagedOutput, folder, folder_url_of, publish_files, remove_folder, roll_forward,
+    run_age, stage_output,
 };
 use crate::sources::{self, QUARANTINE, SourceListing};
 use crate::storage::{Stores, object_path};
@@ -58,6 +58,8 @@ pub struct RunOptions {
 /// What a run staged for the ledger.
 struct LedgerStaged {
     files: Vec<StagedFile>,
+    /// The statements' folder, whose window partitions the run owns.
+    owned: Vec<Url>,
     stat: LedgerStat,
     /// The ledger state this run claimed, when it appends.
     claim: Option<ledger::claim::Claim>,
@@ -244,18 +246,32 @@ impl Runner {
                 self.remove_stagings(&stagings).await;
                 summary.elapsed = started.elapsed();
                 if !options.dry_run {
+                    // What a stopped run published (its quarantine) is in place already.
+                    let base = crate::storage::base_of(&self.pipeline.output_root);
+                    let mut in_place = Vec::new();
+                    for output in &summary.outputs {
+                        for file in &output.files {
+                            in_place.push(StagedFile {
+                                table: output.name.clone(),
+                                staged: None,
+                                published: Url::parse(&format!("{base}/{}", file.path))
+                                    .map_err(|e| KpipeError::Internal(e.to_string()))?,
+                                rows: file.rows as u64,
+                            });
+                        }
+                    }
                     let manifest =
-                        self.manifest(&summary, &values, started_at, Some(&error), &[], &[]);
+                        self.manifest(&summary, &values, started_at, Some(&error), &in_place, &[]);
                     self.write_manifest(&manifest).await?;
                 }
                 return Err(error);
             }
         };
-        let ledger_files = ledger_staged
-            .as_ref()
-            .map(|l| l.files.clone())
-            .unwrap_or_default();
         let claim = ledger_staged.as_ref().and_then(|l| l.claim.clone());
+        let (ledger_files, ledger_owned) = ledger_staged
+            .as_ref()
+            .map(|l| (l.files.clone(), l.owned.clone()))
+            .unwrap_or_default();
         summary.ledger = ledger_staged.map(|l| l.stat);
         if options.dry_run {
             // Nothing is committed: no manifest, no outputs, no ledger entries.
@@ -268,11 +284,18 @@ impl Runner {
         // staged. Before it exists the run did not happen; once it does, the run is
         // completed, by this process or by the next run's recovery.
         let root = self.pipeline.output_root.clone();
-        summary
-            .outputs
-            .extend(staged.iter().map(|s| s.stat.clone()));
+        let mut files = Vec::new();
+        let mut owned = Vec::new();
+        for table in &staged {
+            let (stat, table_files, table_owned) = table.published(&root)?;
+            summary.outputs.push(stat);
+            files.extend(table_files);
+            owned.extend(table_owned);
+        }
+        files.extend(ledger_files);
+        owned.extend(ledger_owned);
         summary.elapsed = started.elapsed();
-        let manifest = self.manifest(&summary, &values, started_at, None, &staged, &ledger_files);
+        let manifest = self.manifest(&summary, &values, started_at, None, &files, &owned);
         if let Err(error) = self.write_manifest(&manifest).await {
             // A PUT can land even though its answer was lost: only a manifest known to
             // be absent means the run did not commit.
@@ -295,22 +318,10 @@ impl Runner {
             }
         }
         crash_point("run manifest written");
-        summary
-            .outputs
-            .truncate(summary.outputs.len() - staged.len());
-        tracing::info!(tables = staged.len(), "publishing");
-        let periods = values.periods();
-        for stat in staged {
-            summary
-                .outputs
-                .push(publish(&mut self.stores, &root, stat, &periods).await?);
-        }
-        publish_files(&mut self.stores, &ledger_files, &periods).await?;
-        if !ledger_files.is_empty() {
-            tracing::info!(
-                objects = ledger_files.len(),
-                "ledger entries and statements published"
-            );
+        tracing::info!(objects = files.len(), "publishing");
+        publish_files(&mut self.stores, &files, &owned, &values.periods()).await?;
+        for output in &summary.outputs {
+            tracing::info!(output = %output.name, files = output.files.len(), rows = output.rows(), "output published");
         }
         self.remove_stagings(&stagings).await;
         summary.elapsed = started.elapsed();
@@ -334,11 +345,10 @@ impl Runner {
         values: &RunValues,
         started_at: chrono::DateTime<chrono::Utc>,
         error: Option<&KpipeError>,
-        staged: &[StagedOutput],
-        ledger_files: &[StagedFile],
+        files: &[StagedFile],
+        owned: &[Url],
     ) -> manifest::Manifest {
         let pipeline = &self.pipeline;
-        let base = crate::storage::base_of(&pipeline.output_root);
         let mut inputs = Vec::new();
         for listing in &summary.sources {
             for meta in &listing.files {
@@ -362,31 +372,15 @@ impl Runner {
                 });
             }
         }
-        let mut outputs = Vec::new();
-        for output in &summary.outputs {
-            let staged = staged.iter().find(|s| s.stat.name == output.name);
-            let table =
-                object_path(&pipeline.output_root).map(|root| root.join(output.name.as_str()));
-            for file in &output.files {
-                // A staged file is published at the same path under the table.
-                let published = match (staged, &table) {
-                    (Some(s), Ok(table)) => published_path(&s.staged_table, table, &file.path).ok(),
-                    _ => Some(file.path.clone()),
-                };
-                outputs.push(manifest::OutputFile {
-                    table: output.name.clone(),
-                    path: format!("{base}/{}", published.as_ref().unwrap_or(&file.path)),
-                    rows: file.rows as u64,
-                    staged: staged.map(|_| format!("{base}/{}", file.path)),
-                });
-            }
-        }
-        outputs.extend(ledger_files.iter().map(|f| manifest::OutputFile {
-            table: f.table.clone(),
-            path: f.published.to_string(),
-            rows: f.rows,
-            staged: f.staged.as_ref().map(Url::to_string),
-        }));
+        let outputs = files
+            .iter()
+            .map(|f| manifest::OutputFile {
+                table: f.table.clone(),
+                path: f.published.to_string(),
+                rows: f.rows,
+                staged: f.staged.as_ref().map(Url::to_string),
+            })
+            .collect();
         let mut timings: Vec<manifest::Timing> = Vec::new();
         let timing = |step, name: &str, d: Duration| manifest::Timing {
             step,
@@ -432,6 +426,7 @@ impl Runner {
             }),
             inputs,
             outputs,
+            owned_tables: owned.iter().map(Url::to_string).collect(),
             timings_ms: timings,
         }
     }
@@ -498,9 +493,9 @@ impl Runner {
             // A run stopped by bad rows publishes its quarantine only, so that someone
             // can see why; a dry run publishes nothing.
             if !dry_run {
-                summary
-                    .outputs
-                    .push(publish(&mut self.stores, root, quarantine, &periods).await?);
+                let (stat, files, _) = quarantine.published(root)?;
+                publish_files(&mut self.stores, &files, &[], &periods).await?;
+                summary.outputs.push(stat);
             }
             return Err(e);
         }
@@ -600,10 +595,12 @@ impl Runner {
         );
         crash_point("ledger staged");
         let mut statements = 0;
+        let mut owned = Vec::new();
         if !dry_run {
             let built = statements::build(ctx, ledger, posting.as_of, run_id).await?;
             statements = built.len();
             files.extend(statements::stage(&mut self.stores, ledger, &staging, &built).await?);
+            owned.push(folder(&ledger.root, statements::FOLDER)?);
         }
         // Last step before the commit: claim the ledger state the differences were
         // computed from, so that no other run commits differences from the same state.
@@ -651,6 +648,7 @@ impl Runner {
         }
         Ok(LedgerStaged {
             files,
+            owned,
             stat: LedgerStat {
                 entries_before: recorded.entries,
                 drift,

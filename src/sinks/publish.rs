@@ -30,15 +30,18 @@ pub(crate) fn run_age(run_id: &str) -> Option<chrono::Duration> {
 }
 
 /// Publishes what a committed manifest lists and is still staged, then removes the
-/// partitions of its window that it did not write. Every path in a manifest is a URL,
-/// so the outputs and the ledger may live in different stores.
+/// partitions of its window that it did not write, exactly as the run itself would have
+/// ([`publish_files`]). Every path in a manifest is a URL, so the outputs and the ledger
+/// may live in different stores.
 pub(crate) async fn roll_forward(stores: &mut Stores, m: &serde_json::Value) -> Result<()> {
-    let periods: Vec<String> = m["periods"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str().map(str::to_string))
-        .collect();
+    let texts = |key: &str| -> Vec<String> {
+        m[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect()
+    };
     let parse = |text: &str| {
         Url::parse(text).map_err(|e| KpipeError::Internal(format!("manifest path {text}: {e}")))
     };
@@ -59,7 +62,11 @@ pub(crate) async fn roll_forward(stores: &mut Stores, m: &serde_json::Value) -> 
             rows: output["rows"].as_u64().unwrap_or(0),
         });
     }
-    publish_files(stores, &files, &periods).await
+    let owned = texts("owned_tables")
+        .iter()
+        .map(|t| parse(t))
+        .collect::<Result<Vec<_>>>()?;
+    publish_files(stores, &files, &owned, &texts("periods")).await
 }
 
 /// An object written to a staging folder and where it is published; `staged` is `None`
@@ -73,12 +80,14 @@ pub(crate) struct StagedFile {
 }
 
 /// Moves each staged object to its published name (a rename on disk, a server-side copy
-/// on object stores; an object already moved is skipped, so this can be repeated), then
-/// removes the objects of the window's `period=` partitions of each table that were
-/// not written.
+/// on object stores; an object already moved is skipped, so this can be repeated), then,
+/// in each table folder of `owned` (tables partitioned by `period`), removes the objects
+/// of the window's months that were not written. The one way a run publishes, and the
+/// way recovery completes a run that died after committing.
 pub(crate) async fn publish_files(
     stores: &mut Stores,
     files: &[StagedFile],
+    owned: &[Url],
     periods: &[String],
 ) -> Result<()> {
     for file in files {
@@ -103,27 +112,20 @@ pub(crate) async fn publish_files(
             Err(e) => return Err(KpipeError::from_store(e, &format!("publishing {to}"))),
         }
     }
-    // Tables whose objects sit in `period=` partitions own those partitions.
-    let mut tables: std::collections::BTreeMap<String, (Url, Vec<WrittenFile>)> =
-        Default::default();
-    for file in files {
-        let text = file.published.as_str();
-        let Some(at) = text.find("/period=") else {
-            continue;
-        };
-        let folder =
-            Url::parse(&text[..=at]).map_err(|e| KpipeError::Internal(format!("{text}: {e}")))?;
-        let entry = tables
-            .entry(folder.to_string())
-            .or_insert_with(|| (folder, Vec::new()));
-        entry.1.push(WrittenFile {
-            path: object_path(&file.published)?,
-            rows: file.rows as usize,
-        });
-    }
-    for (_, (folder, written)) in tables {
-        let store = stores.store_for(&folder)?;
-        remove_stale_periods(store.as_ref(), &object_path(&folder)?, periods, &written).await?;
+    for folder in owned {
+        let store = stores.store_for(folder)?;
+        let table = object_path(folder)?;
+        let written: Vec<WrittenFile> = files
+            .iter()
+            .filter(|f| f.published.as_str().starts_with(folder.as_str()))
+            .map(|f| {
+                Ok(WrittenFile {
+                    path: object_path(&f.published)?,
+                    rows: f.rows as usize,
+                })
+            })
+            .collect::<Result<_>>()?;
+        remove_stale_periods(store.as_ref(), &table, periods, &written).await?;
     }
     Ok(())
 }
@@ -167,6 +169,40 @@ pub(crate) struct StagedOutput {
     pub(crate) stat: OutputStat,
     pub(crate) staged_table: object_store::path::Path,
     partition_by: Vec<String>,
+}
+
+impl StagedOutput {
+    /// Where this table is published under `root`: its stat with the published paths,
+    /// each object staged and published, and the table's folder when the run owns its
+    /// `period` partitions.
+    pub(crate) fn published(
+        &self,
+        root: &Url,
+    ) -> Result<(OutputStat, Vec<StagedFile>, Option<Url>)> {
+        let base = crate::storage::base_of(root);
+        let url = |path: &object_store::path::Path| {
+            Url::parse(&format!("{base}/{path}"))
+                .map_err(|e| KpipeError::Internal(format!("{path}: {e}")))
+        };
+        let table = object_path(root)?.join(self.stat.name.as_str());
+        let mut stat = self.stat.clone();
+        let mut files = Vec::new();
+        for file in &mut stat.files {
+            let published = published_path(&self.staged_table, &table, &file.path)?;
+            files.push(StagedFile {
+                table: stat.name.clone(),
+                staged: Some(url(&file.path)?),
+                published: url(&published)?,
+                rows: file.rows as u64,
+            });
+            file.path = published;
+        }
+        let owned = match self.partition_by.first().map(String::as_str) {
+            Some("period") => Some(folder(root, &stat.name)?),
+            _ => None,
+        };
+        Ok((stat, files, owned))
+    }
 }
 
 /// Writes view `view` as table `name` under `tables` in the staging folder of `root`'s
@@ -216,45 +252,6 @@ pub(crate) fn published_path(
         .ok_or_else(|| KpipeError::Internal(format!("{file} is not under {staged_table}")))?;
     object_store::path::Path::parse(format!("{table}/{relative}"))
         .map_err(|e| KpipeError::Internal(format!("publishing {file}: {e}")))
-}
-
-/// Moves a staged table's objects to their published names under `root`, each in one
-/// rename (a server-side copy on object stores), then removes the partitions of the
-/// window it no longer has.
-pub(crate) async fn publish(
-    stores: &mut Stores,
-    root: &Url,
-    staged: StagedOutput,
-    periods: &[String],
-) -> Result<OutputStat> {
-    let store = stores.store_for(root)?;
-    let table = object_path(root)?.join(staged.stat.name.as_str());
-    let mut stat = staged.stat;
-    let prefix = format!("{}/", staged.staged_table);
-    for file in &mut stat.files {
-        let relative = file
-            .path
-            .as_ref()
-            .strip_prefix(prefix.as_str())
-            .ok_or_else(|| {
-                KpipeError::Internal(format!(
-                    "{} is not under {}",
-                    file.path, staged.staged_table
-                ))
-            })?;
-        let published = object_store::path::Path::parse(format!("{table}/{relative}"))
-            .map_err(|e| KpipeError::Internal(format!("publishing {}: {e}", file.path)))?;
-        store
-            .rename(&file.path, &published)
-            .await
-            .map_err(|e| KpipeError::from_store(e, &format!("publishing {published}")))?;
-        file.path = published;
-    }
-    if staged.partition_by.first().is_some_and(|c| c == "period") {
-        remove_stale_periods(store.as_ref(), &table, periods, &stat.files).await?;
-    }
-    tracing::info!(output = %stat.name, files = stat.files.len(), rows = stat.rows(), "output published");
-    Ok(stat)
 }
 
 /// A run owns the partitions of the periods it recomputes: an object under
