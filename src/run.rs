@@ -55,6 +55,33 @@ pub struct RunOptions {
     pub dry_run: bool,
 }
 
+/// A run's staging folders: `public` under the output root, `private` under the
+/// ledger's root (names and pay), the same folder when the pipeline keeps no ledger.
+struct Staging {
+    public: Url,
+    private: Url,
+}
+
+impl Staging {
+    fn new(pipeline: &Pipeline, run_id: &str) -> Result<Self> {
+        let name = format!("_staging/{run_id}");
+        let public = folder(&pipeline.output_root, &name)?;
+        let private = match &pipeline.ledger {
+            Some(ledger) => folder(&ledger.root, &name)?,
+            None => public.clone(),
+        };
+        Ok(Self { public, private })
+    }
+
+    fn folders(&self) -> Vec<Url> {
+        let mut folders = vec![self.public.clone()];
+        if self.private != self.public {
+            folders.push(self.private.clone());
+        }
+        folders
+    }
+}
+
 /// What a run staged for the ledger.
 struct LedgerStaged {
     files: Vec<StagedFile>,
@@ -215,11 +242,8 @@ impl Runner {
         let ctx = engine::session(&self.pipeline, &mut self.stores)?;
         let graph = engine::view_graph(&self.pipeline, &ctx).map_err(KpipeError::Config)?;
         self.recover().await?;
-        let staging = folder(&self.pipeline.output_root, &format!("_staging/{run_id}"))?;
-        let mut stagings = vec![staging.clone()];
-        if let Some(ledger) = &self.pipeline.ledger {
-            stagings.push(folder(&ledger.root, &format!("_staging/{run_id}"))?);
-        }
+        let staging = Staging::new(&self.pipeline, &run_id)?;
+        let stagings = staging.folders();
         let mut summary = RunSummary {
             as_of,
             run_id: run_id.clone(),
@@ -454,7 +478,7 @@ impl Runner {
         ctx: &SessionContext,
         graph: &ViewGraph,
         values: &RunValues,
-        staging: &Url,
+        staging: &Staging,
         posting: &Posting,
         dry_run: bool,
         summary: &mut RunSummary,
@@ -463,21 +487,17 @@ impl Runner {
         let run_id = summary.run_id.clone();
         // Extracts with personal data are staged where only finance reads, when the
         // pipeline keeps a ledger under its own root.
-        let private_staging = match &pipeline.ledger {
-            Some(ledger) => folder(&ledger.root, &format!("_staging/{run_id}"))?,
-            None => staging.clone(),
-        };
         summary.sources = sources::register_all(
             ctx,
             pipeline,
             &mut self.stores,
-            staging,
-            &private_staging,
+            &staging.public,
+            &staging.private,
             &run_id,
         )
         .await?;
         let periods = values.periods();
-        let tables = object_path(staging)?.join("tables");
+        let tables = object_path(&staging.public)?.join("tables");
         let root = &pipeline.output_root;
         let quarantine = stage_output(
             ctx,
@@ -500,8 +520,8 @@ impl Runner {
             return Err(e);
         }
         engine::register_builtin(ctx, pipeline, values)?;
-        let materialized = folder(staging, "views")?;
-        let private_materialized = folder(&private_staging, "views")?;
+        let materialized = folder(&staging.public, "views")?;
+        let private_materialized = folder(&staging.private, "views")?;
         engine::plan_views(
             ctx,
             pipeline,
@@ -535,7 +555,10 @@ impl Runner {
             staged.push(stat);
         }
         let ledger = match self.pipeline.ledger.clone() {
-            Some(ledger) => Some(self.stage_ledger(ctx, &ledger, posting, dry_run).await?),
+            Some(ledger) => Some(
+                self.stage_ledger(ctx, &ledger, &staging.private, posting, dry_run)
+                    .await?,
+            ),
             None => None,
         };
         Ok((staged, ledger))
@@ -548,11 +571,11 @@ impl Runner {
         &mut self,
         ctx: &SessionContext,
         ledger: &crate::config::Ledger,
+        staging: &Url,
         posting: &Posting,
         dry_run: bool,
     ) -> Result<LedgerStaged> {
         let run_id = &posting.run_id;
-        let staging = folder(&ledger.root, &format!("_staging/{run_id}"))?;
         let recorded = ledger::register_recorded(ctx, &mut self.stores, ledger).await?;
         let view_file = self
             .pipeline
@@ -570,8 +593,8 @@ impl Runner {
         let mut files = Vec::new();
         let mut appended = None;
         if !drift.is_empty() {
-            let store = self.stores.store_for(&staging)?;
-            let table = object_path(&staging)?.join(ledger::TABLE);
+            let store = self.stores.store_for(staging)?;
+            let table = object_path(staging)?.join(ledger::TABLE);
             let written = write_table(ledger::entries(ctx).await?, store, &table, &[]).await?;
             let base = crate::storage::base_of(&ledger.root);
             for file in written {
@@ -599,7 +622,7 @@ impl Runner {
         if !dry_run {
             let built = statements::build(ctx, ledger, posting.as_of, run_id).await?;
             statements = built.len();
-            files.extend(statements::stage(&mut self.stores, ledger, &staging, &built).await?);
+            files.extend(statements::stage(&mut self.stores, ledger, staging, &built).await?);
             owned.push(folder(&ledger.root, statements::FOLDER)?);
         }
         // Last step before the commit: claim the ledger state the differences were

@@ -143,29 +143,31 @@ pub async fn register_recorded(
     let table = entries_table(&urls, "reading the bonus ledger")?;
     ctx.register_table(RECORDED, table)
         .map_err(|e| engine_error(e, "registering the bonus ledger"))?;
-    let duplicates = query(
+    // One scan: how many entries, and one that is there more than once, if any.
+    let counted = query(
         ctx,
         &format!(
-            "SELECT entry_id, count(*) AS copies FROM {RECORDED} GROUP BY entry_id \
-             HAVING count(*) > 1 ORDER BY entry_id LIMIT 5"
+            "SELECT CAST(COALESCE(sum(copies), 0) AS BIGINT) AS entries,
+                    min(CASE WHEN copies > 1 THEN entry_id END) AS repeated
+             FROM (SELECT entry_id, count(*) AS copies FROM {RECORDED} GROUP BY entry_id)"
         ),
         "checking the bonus ledger",
     )
     .await?;
-    if let Some(first) = first_strings(&duplicates, "entry_id")?.first() {
+    let row = string_rows(&counted, &["entries", "repeated"])?
+        .pop()
+        .ok_or_else(|| KpipeError::Internal("counting the ledger gave no row".into()))?;
+    if !row[1].is_empty() {
         return Err(KpipeError::Internal(format!(
-            "the bonus ledger under {} holds entry {first} more than once: an object was \
+            "the bonus ledger under {} holds entry {} more than once: an object was \
              copied or written twice; move the copy away before the next run",
-            crate::storage::display_url(&url)
+            crate::storage::display_url(&url),
+            row[1]
         )));
     }
-    let entries = ctx
-        .table(RECORDED)
-        .await
-        .map_err(|e| engine_error(e, "reading the bonus ledger"))?
-        .count()
-        .await
-        .map_err(|e| engine_error(e, "reading the bonus ledger"))?;
+    let entries = row[0]
+        .parse()
+        .map_err(|e| KpipeError::Internal(format!("ledger entry count {}: {e}", row[0])))?;
     Ok(Recorded { objects, entries })
 }
 
