@@ -588,7 +588,7 @@ impl Runner {
             recorded_at: chrono::Utc::now(),
             ..posting.clone()
         };
-        ledger::register_drift(ctx, ledger, posting).await?;
+        ledger::register_drift(ctx, ledger, posting, staging).await?;
         let drift = ledger::drift(ctx).await?;
         let mut files = Vec::new();
         let mut appended = None;

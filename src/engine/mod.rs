@@ -194,7 +194,7 @@ pub async fn plan_views(
 }
 
 /// Computes `plan` once into `folder/<name>/` as Parquet and registers that as `name`.
-async fn materialize(
+pub(crate) async fn materialize(
     ctx: &SessionContext,
     name: &str,
     plan: datafusion::logical_expr::LogicalPlan,
@@ -206,6 +206,8 @@ async fn materialize(
         .join(&format!("{name}/"))
         .map_err(|e| KpipeError::Internal(format!("materializing {name}: {e}")))?;
     let frame = datafusion::dataframe::DataFrame::new(ctx.state(), plan);
+    // Read back with the view's own schema: a view with no rows writes no file.
+    let schema = frame.schema().as_arrow().clone();
     frame
         .write_parquet(
             target.as_str(),
@@ -214,8 +216,9 @@ async fn materialize(
         )
         .await
         .map_err(engine)?;
+    let options = datafusion::prelude::ParquetReadOptions::default().schema(&schema);
     let table = ctx
-        .read_parquet(target.as_str(), Default::default())
+        .read_parquet(target.as_str(), options)
         .await
         .map_err(engine)?;
     ctx.register_table(name, table.into_view())

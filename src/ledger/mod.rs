@@ -214,20 +214,22 @@ pub async fn check_payout_keys(
 /// Registers `ledger_drift`: for each (employee, month, component) of the months this
 /// run recomputes whose computed amount differs from the sum recorded, the entry that
 /// reconciles them, with `recorded` and `computed` beside it. Months outside `periods`
-/// (locked) are never touched.
+/// (locked) are never touched. Computed once, into `staging` (the ledger root's), since
+/// the dry-run report and the staged entries both read it.
 pub async fn register_drift(
     ctx: &SessionContext,
     ledger: &Ledger,
     posting: &Posting,
+    staging: &Url,
 ) -> Result<()> {
     let sql = drift_sql(ledger, posting);
-    let frame = ctx
+    let plan = ctx
         .sql(&sql)
         .await
-        .map_err(|e| engine_error(e, "planning the ledger entries"))?;
-    ctx.register_table(DRIFT, frame.into_view())
-        .map_err(|e| engine_error(e, "planning the ledger entries"))?;
-    Ok(())
+        .map_err(|e| engine_error(e, "planning the ledger entries"))?
+        .into_unoptimized_plan();
+    let folder = crate::sinks::publish::folder(staging, "views")?;
+    crate::engine::materialize(ctx, DRIFT, plan, &folder).await
 }
 
 /// The entries to append, in the ledger's columns.
