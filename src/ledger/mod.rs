@@ -105,7 +105,7 @@ pub fn object_url(ledger: &Ledger, run_id: &str) -> Result<Url> {
 }
 
 /// The ledger's objects, sorted.
-pub async fn list_objects(stores: &mut Stores, ledger: &Ledger) -> Result<Vec<String>> {
+async fn list_objects(stores: &mut Stores, ledger: &Ledger) -> Result<Vec<String>> {
     let url = folder(ledger)?;
     let store = stores.store_for(&url)?;
     let prefix = object_path(&url)?;
@@ -144,7 +144,7 @@ pub async fn register_recorded(
     ctx.register_table(RECORDED, table)
         .map_err(|e| engine_error(e, "registering the bonus ledger"))?;
     // One scan: how many entries, and one that is there more than once, if any.
-    let counted = query(
+    let counted = query_rows(
         ctx,
         &format!(
             "SELECT CAST(COALESCE(sum(copies), 0) AS BIGINT) AS entries,
@@ -154,8 +154,9 @@ pub async fn register_recorded(
         "checking the bonus ledger",
     )
     .await?;
-    let row = string_rows(&counted, &["entries", "repeated"])?
-        .pop()
+    let row = counted
+        .into_iter()
+        .next()
         .ok_or_else(|| KpipeError::Internal("counting the ledger gave no row".into()))?;
     if !row[1].is_empty() {
         return Err(KpipeError::Internal(format!(
@@ -188,8 +189,8 @@ pub async fn check_payout_keys(
          ORDER BY 1, 2, 3 LIMIT 5",
         ledger.payouts
     );
-    let batches = query(ctx, &sql, "checking the payouts").await?;
-    let rows = string_rows(&batches, &["period", "employee_id", "component", "copies"])?;
+    let batches = query_rows(ctx, &sql, "checking the payouts").await?;
+    let rows = batches;
     if rows.is_empty() {
         return Ok(());
     }
@@ -277,7 +278,7 @@ fn entries_table(objects: &[Url], what: &str) -> Result<Arc<dyn TableProvider>> 
 /// every employee and month the run recomputes, the entries recorded plus the entries
 /// appended (read back from the staged object) add up to the payouts just computed.
 pub async fn cross_check(ctx: &SessionContext, ledger: &Ledger) -> Result<()> {
-    let repeated = query(
+    let repeated = query_rows(
         ctx,
         &format!(
             "SELECT entry_id FROM (SELECT entry_id FROM {RECORDED} UNION ALL \
@@ -286,9 +287,10 @@ pub async fn cross_check(ctx: &SessionContext, ledger: &Ledger) -> Result<()> {
         "cross-checking the bonus ledger",
     )
     .await?;
-    if let Some(first) = first_strings(&repeated, "entry_id")?.first() {
+    if let Some(first) = repeated.first() {
         return Err(KpipeError::Internal(format!(
-            "this run would append entry {first} twice, nothing was committed"
+            "this run would append entry {} twice, nothing was committed",
+            first[0]
         )));
     }
     let payouts = &ledger.payouts;
@@ -321,8 +323,8 @@ pub async fn cross_check(ctx: &SessionContext, ledger: &Ledger) -> Result<()> {
          ORDER BY 1, 2
          LIMIT 10"
     );
-    let batches = query(ctx, &sql, "cross-checking the bonus ledger").await?;
-    let rows = string_rows(&batches, &["period", "employee_id", "ledger", "computed"])?;
+    let batches = query_rows(ctx, &sql, "cross-checking the bonus ledger").await?;
+    let rows = batches;
     if rows.is_empty() {
         return Ok(());
     }
@@ -357,18 +359,8 @@ pub async fn drift(ctx: &SessionContext) -> Result<Vec<Drift>> {
                 CAST(amount AS VARCHAR) AS amount, entry_kind, reason
          FROM {DRIFT} ORDER BY period, employee_id, component"
     );
-    let batches = query(ctx, &sql, "computing the ledger drift").await?;
-    let columns = [
-        "period",
-        "employee_id",
-        "component",
-        "recorded",
-        "computed",
-        "amount",
-        "entry_kind",
-        "reason",
-    ];
-    Ok(string_rows(&batches, &columns)?
+    Ok(query_rows(ctx, &sql, "computing the ledger drift")
+        .await?
         .into_iter()
         .map(|r| Drift {
             period: r[0].clone(),
@@ -565,37 +557,30 @@ fn engine_error(error: datafusion::common::DataFusionError, what: &str) -> Kpipe
     }
 }
 
-pub(crate) async fn query(
+/// Runs `sql` and gives every row, each column as text in the order selected (nulls as
+/// empty text). For kpipe's own small results: counts, drift, statements.
+pub(crate) async fn query_rows(
     ctx: &SessionContext,
     sql: &str,
     what: &str,
-) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
+) -> Result<Vec<Vec<String>>> {
+    use datafusion::arrow::array::{Array, AsArray};
     let engine = |e| engine_error(e, what);
-    ctx.sql(sql)
+    let batches = ctx
+        .sql(sql)
         .await
         .map_err(engine)?
         .collect()
         .await
-        .map_err(engine)
-}
-
-/// The values of `columns` in every row, as text (nulls as empty text).
-pub(crate) fn string_rows(
-    batches: &[datafusion::arrow::array::RecordBatch],
-    columns: &[&str],
-) -> Result<Vec<Vec<String>>> {
-    use datafusion::arrow::array::{Array, AsArray};
+        .map_err(engine)?;
     let mut rows = Vec::new();
     for batch in batches {
-        let mut texts = Vec::new();
-        for name in columns {
-            let column = batch
-                .column_by_name(name)
-                .ok_or_else(|| KpipeError::Internal(format!("no column {name}")))?;
-            let text = datafusion::arrow::compute::cast(column, &DataType::Utf8)
-                .map_err(|e| KpipeError::Internal(format!("column {name} as text: {e}")))?;
-            texts.push(text);
-        }
+        let texts = batch
+            .columns()
+            .iter()
+            .map(|column| datafusion::arrow::compute::cast(column, &DataType::Utf8))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| KpipeError::Internal(format!("{what}: a column as text: {e}")))?;
         for row in 0..batch.num_rows() {
             rows.push(
                 texts
@@ -613,16 +598,6 @@ pub(crate) fn string_rows(
         }
     }
     Ok(rows)
-}
-
-fn first_strings(
-    batches: &[datafusion::arrow::array::RecordBatch],
-    column: &str,
-) -> Result<Vec<String>> {
-    Ok(string_rows(batches, &[column])?
-        .into_iter()
-        .map(|mut r| r.remove(0))
-        .collect())
 }
 
 #[cfg(test)]

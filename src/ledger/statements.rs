@@ -10,7 +10,7 @@ use object_store::ObjectStoreExt;
 use url::Url;
 
 use super::statement::{Statement, StatementComponent, StatementEntry, StatementKpi};
-use super::{APPENDED, RECORDED, query, string_rows};
+use super::{APPENDED, RECORDED, query_rows};
 use crate::config::Ledger;
 use crate::error::{KpipeError, Result};
 use crate::sinks::publish::StagedFile;
@@ -30,7 +30,7 @@ pub async fn build(
     run_id: &str,
 ) -> Result<Vec<Statement>> {
     let booked = "period IN (SELECT b.period FROM periods AS b)";
-    let payouts = query(
+    let payouts = query_rows(
         ctx,
         &format!(
             "SELECT period, employee_id, employee_name, team, role, level, plan,
@@ -44,30 +44,7 @@ pub async fn build(
         "reading the payouts for statements",
     )
     .await?;
-    let payouts = string_rows(
-        &payouts,
-        &[
-            "period",
-            "employee_id",
-            "employee_name",
-            "team",
-            "role",
-            "level",
-            "plan",
-            "entity_id",
-            "component",
-            "rule",
-            "basis",
-            "multiplier",
-            "proration",
-            "active_days",
-            "month_days",
-            "monthly_bonus_target",
-            "amount",
-            "currency",
-        ],
-    )?;
-    let summaries = query(
+    let summaries = query_rows(
         ctx,
         &format!(
             "SELECT period, level, entity_id, score, is_final,
@@ -79,13 +56,10 @@ pub async fn build(
     )
     .await?;
     let mut summary: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-    for r in string_rows(
-        &summaries,
-        &["period", "level", "entity_id", "score", "is_final", "flags"],
-    )? {
+    for r in summaries {
         summary.insert((r[0].clone(), r[1].clone(), r[2].clone()), r[3..].to_vec());
     }
-    let kpi_rows = query(
+    let kpi_rows = query_rows(
         ctx,
         &format!(
             "SELECT period, level, entity_id, kpi, direction, actual, target, attainment,
@@ -97,25 +71,7 @@ pub async fn build(
     )
     .await?;
     let mut kpis: BTreeMap<(String, String, String), Vec<StatementKpi>> = BTreeMap::new();
-    for r in string_rows(
-        &kpi_rows,
-        &[
-            "period",
-            "level",
-            "entity_id",
-            "kpi",
-            "direction",
-            "actual",
-            "target",
-            "attainment",
-            "plan_weight",
-            "weight",
-            "weighted_score",
-            "applicable",
-            "missing",
-            "is_final",
-        ],
-    )? {
+    for r in kpi_rows {
         kpis.entry((r[0].clone(), r[1].clone(), r[2].clone()))
             .or_default()
             .push(StatementKpi {
@@ -132,7 +88,7 @@ pub async fn build(
                 is_final: r[13] == "true",
             });
     }
-    let entry_rows = query(
+    let entry_rows = query_rows(
         ctx,
         &format!(
             "SELECT period, employee_id, entry_id, posting_period, entry_kind, component,
@@ -147,27 +103,7 @@ pub async fn build(
     .await?;
     let mut entries: BTreeMap<Key, Vec<StatementEntry>> = BTreeMap::new();
     let mut who: BTreeMap<Key, [String; 4]> = BTreeMap::new();
-    for r in string_rows(
-        &entry_rows,
-        &[
-            "period",
-            "employee_id",
-            "entry_id",
-            "posting_period",
-            "entry_kind",
-            "component",
-            "amount",
-            "reason",
-            "text",
-            "run_id",
-            "recorded_at",
-            "period_final",
-            "employee_name",
-            "team",
-            "plan",
-            "currency",
-        ],
-    )? {
+    for r in entry_rows {
         // Who the latest entry names, for a month that only the ledger still has.
         who.insert(
             (r[0].clone(), r[1].clone()),
@@ -189,26 +125,26 @@ pub async fn build(
                 period_final: r[11] == "true",
             });
     }
-    let curve_rows = query(
+    let curve_rows = query_rows(
         ctx,
         "SELECT plan, score, multiplier FROM plan_curve ORDER BY plan, point",
         "reading the payout curves",
     )
     .await?;
     let mut curves: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for r in string_rows(&curve_rows, &["plan", "score", "multiplier"])? {
+    for r in curve_rows {
         curves
             .entry(r[0].clone())
             .or_default()
             .push((float(&r[1]).unwrap_or(0.0), float(&r[2]).unwrap_or(0.0)));
     }
-    let final_rows = query(
+    let final_rows = query_rows(
         ctx,
         "SELECT period, bool_and(is_final) AS period_final FROM kpi_values GROUP BY period",
         "reading the months' finality",
     )
     .await?;
-    let finality: BTreeMap<String, bool> = string_rows(&final_rows, &["period", "period_final"])?
+    let finality: BTreeMap<String, bool> = final_rows
         .into_iter()
         .map(|r| (r[0].clone(), r[1] == "true"))
         .collect();
